@@ -1,0 +1,37 @@
+# seqhand: `make demo` and `make test` each set up their own virtual environment.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# The CPU build of torch that lies on disk here; install it *before* the package so that
+# nothing asks the registry for a newer (CUDA) build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test test-all lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[synth,train,video,export,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/seqhand demo --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from seqhand.cli import main
+
+sys.exit(main())
