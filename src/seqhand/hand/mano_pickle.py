@@ -61,6 +61,13 @@ def _reconstructor(cls, base, state):
     raise UnsafePickleError(f"refused to reconstruct {cls!r} from base {base!r}")
 
 
+def _codecs_encode(obj, encoding="utf-8"):
+    """``_codecs.encode`` restricted to what pickles use it for: str -> bytes."""
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("refused a _codecs.encode call that is not str -> latin1 bytes")
+    return obj.encode("latin1")
+
+
 _NUMPY_ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -69,6 +76,8 @@ _NUMPY_ALLOWED = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
+# Inert containers that chumpy objects' pickled state may hold.
+_SAFE_BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "slice": slice, "bytes": bytes}
 _CHUMPY_MODULES = ("chumpy.ch", "chumpy.reordering", "chumpy.ch_ops", "chumpy")
 _SPARSE_MODULES = ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
                    "scipy.sparse._csr", "scipy.sparse.compressed", "scipy.sparse")  # fmt: skip
@@ -85,8 +94,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(np, name)
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
             return _reconstructor
-        if module in ("__builtin__", "builtins") and name == "object":
-            return object
+        if module in ("__builtin__", "builtins") and name in _SAFE_BUILTINS:
+            return _SAFE_BUILTINS[name]
+        if module == "_codecs" and name == "encode":  # bytes in a pickle re-saved by Python 3
+            return _codecs_encode
         if module in _CHUMPY_MODULES and name == "Ch":
             return _ChumpyStandIn
         if module in _SPARSE_MODULES and name in _SPARSE_NAMES:
