@@ -1,0 +1,285 @@
+"""SeqHAND-Net (paper section 4, Fig. 5) and the surface every hand regressor shares.
+
+SeqHAND-Net: per frame, a ResNet backbone gives ``(C, H/32, W/32)`` features (2048 x 7 x 7 for
+ResNet-50 at 224x224); a 1x1 convolution (+ batch norm + ReLU) reduces them to
+``reduce_channels``; a ConvLSTM carries the visuo-temporal state across frames; its hidden map is
+averaged over space and a linear layer maps it to the 26 output numbers of the frame. With
+ResNet-50, ``reduce_channels = hidden_channels = 512`` and a 3x3 ConvLSTM kernel the model has
+43.4M parameters (Table 2: 43.2M; see docs/model.md for the count of every variant).
+
+**Input**: ``(B, T, 3, H, W)`` float RGB frames in [0, 1] normalised per channel with the
+ImageNet mean and standard deviation (:func:`normalize_frames`), the normalisation torchvision's
+checkpoints were trained with. H = W = 224 is the paper's size; any multiple of 32 works.
+
+**Output**: ``(B, T, 26)`` = ``[s, tx, ty, rx, ry, rz, theta_pca(10), beta(10)]``
+(:data:`seqhand.conventions.OUTPUT_SLICES`) in the units of the camera of Eq. 3-4: ``s`` in
+pixels per metre, ``t`` in pixels of the input frames, ``r`` axis-angle radians, ``theta_pca``
+MANO pose-PCA coefficients relative to the *mean* hand pose, ``beta`` shape. The last layer's
+raw numbers z are mapped by :func:`raw_to_params` so that z = 0 is a plausible hand::
+
+    s = s_ref * softplus(z_s + log(e - 1))        # z_s = 0 -> s_ref, always > 0
+    t = (W / 2, H / 2) * (1 + z_t)                 # z_t = 0 -> crop centre, +-1 -> crop edges
+    r = z_r + rot_offset;  theta_pca = z_theta;  beta = z_beta
+
+with ``s_ref = min(H, W) / (CROP_FACTOR * HAND_EXTENT_M)``: a hand ~18 cm long whose tight box
+is 1/2.2 of the crop side (the crops of the paper, section 5) - 566 px/m at 224x224. The last
+layer starts with small weights (std 1e-3) and zero bias, so a new network predicts about that
+hand and every parameter still receives a gradient.
+
+**Streaming**: ``forward(frames, state) -> (params, state)`` and ``step(frame, state) ->
+(params (B, 26), state)``. The state is opaque (``None`` = start of a sequence); running a
+sequence at once equals stepping it frame by frame with the state passed along.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqhand.conventions import OUTPUT_DIM, OUTPUT_SLICES
+from seqhand.models.convlstm import ConvLSTM
+from seqhand.models.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNet, build_resnet
+
+HAND_EXTENT_M = 0.18
+"""Typical length of a hand's tight bounding box, metres (wrist to middle fingertip)."""
+CROP_FACTOR = 2.2
+"""Crop side / longer side of the hand's tight box (paper section 5, after Boukhayma et al.)."""
+_SOFTPLUS_INV_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_INV_ONE) == 1
+
+State = Any
+"""A regressor's streaming state: ``None`` or a (nested) tuple of tensors."""
+
+
+def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` RGB in [0, 1] (float) or 0..255 (uint8) -> ImageNet-normalised float."""
+    if frames.shape[-3] != 3:
+        raise ValueError(f"expected (..., 3, H, W) RGB frames, got {tuple(frames.shape)}")
+    x = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def reference_scale(
+    image_size: float, hand_extent_m: float = HAND_EXTENT_M, crop_factor: float = CROP_FACTOR
+) -> float:
+    """Scale (pixels per metre) of a typical hand in a crop of side ``image_size`` pixels."""
+    return float(image_size) / (crop_factor * hand_extent_m)
+
+
+def raw_to_params(
+    raw: torch.Tensor,
+    image_hw: tuple[int, int],
+    *,
+    rot_offset: torch.Tensor | None = None,
+    hand_extent_m: float = HAND_EXTENT_M,
+    crop_factor: float = CROP_FACTOR,
+) -> torch.Tensor:
+    """Map the last layer's ``(..., 26)`` raw numbers to camera/hand parameters (module doc)."""
+    if raw.shape[-1] != OUTPUT_DIM:
+        raise ValueError(f"expected (..., {OUTPUT_DIM}) raw outputs, got {tuple(raw.shape)}")
+    h, w = image_hw
+    s_ref = reference_scale(min(h, w), hand_extent_m, crop_factor)
+    sl = OUTPUT_SLICES
+    scale = s_ref * F.softplus(raw[..., sl["scale"]] + _SOFTPLUS_INV_ONE)
+    half = raw.new_tensor([w / 2.0, h / 2.0])
+    trans = half * (1.0 + raw[..., sl["trans"]])
+    rot = raw[..., sl["rot"]]
+    if rot_offset is not None:
+        rot = rot + rot_offset
+    return torch.cat([scale, trans, rot, raw[..., sl["pose_pca"].start :]], dim=-1)
+
+
+def params_to_raw(
+    params: torch.Tensor,
+    image_hw: tuple[int, int],
+    *,
+    rot_offset: torch.Tensor | None = None,
+    hand_extent_m: float = HAND_EXTENT_M,
+    crop_factor: float = CROP_FACTOR,
+) -> torch.Tensor:
+    """Inverse of :func:`raw_to_params` (``s`` must be > 0)."""
+    h, w = image_hw
+    s_ref = reference_scale(min(h, w), hand_extent_m, crop_factor)
+    sl = OUTPUT_SLICES
+    y = params[..., sl["scale"]] / s_ref
+    z_s = y + torch.log(-torch.expm1(-y)) - _SOFTPLUS_INV_ONE  # softplus^-1(y) = log(e^y - 1)
+    half = params.new_tensor([w / 2.0, h / 2.0])
+    z_t = params[..., sl["trans"]] / half - 1.0
+    z_r = params[..., sl["rot"]]
+    if rot_offset is not None:
+        z_r = z_r - rot_offset
+    return torch.cat([z_s, z_t, z_r, params[..., sl["pose_pca"].start :]], dim=-1)
+
+
+class RegressionHead(nn.Module):
+    """MLP ``in_features -> hidden... -> 26`` with ReLUs; the last layer starts small.
+
+    ``hidden=()`` is the single linear map of SeqHAND-Net; the per-frame baseline uses
+    ``(2048, 512)`` (its 28.8M parameters in Table 2 fit exactly that head on ResNet-50).
+    """
+
+    def __init__(
+        self, in_features: int, hidden: Sequence[int] = (), out_features: int = OUTPUT_DIM
+    ) -> None:
+        super().__init__()
+        dims = [int(in_features), *(int(h) for h in hidden)]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(dims[-1], out_features)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(x))
+
+
+def make_backbone(backbone: str | ResNet, width: int = 64) -> ResNet:
+    """A classifier-free :class:`ResNet` from a name (``"resnet50"``...) or pass one through."""
+    if isinstance(backbone, ResNet):
+        return backbone
+    return build_resnet(str(backbone), num_classes=0, width=width)
+
+
+class HandRegressor(nn.Module):
+    """Base of every model in :mod:`seqhand.models`: one surface for all variants.
+
+    Subclasses build ``self.backbone`` and implement :meth:`forward_raw`. Attributes:
+
+    * ``is_recurrent`` - has a recurrent layer (ConvLSTM / LSTM) that fine-tuning can freeze
+      (:meth:`recurrent_parameters`).
+    * ``is_temporal`` - its output for frame t depends on earlier frames (carries a state).
+      Every model here is causal, so every model streams.
+
+    Args (shared by every subclass, keyword-only there):
+        rot_offset: added to the raw rotation, i.e. the rotation predicted at initialisation
+            (axis-angle, default identity). Set it to the mean camera rotation of the data.
+        hand_extent_m, crop_factor: define the initial scale ``s_ref`` (module docstring).
+    """
+
+    is_recurrent: bool = False
+    is_temporal: bool = False
+
+    def __init__(
+        self,
+        *,
+        rot_offset: Sequence[float] = (0.0, 0.0, 0.0),
+        hand_extent_m: float = HAND_EXTENT_M,
+        crop_factor: float = CROP_FACTOR,
+    ) -> None:
+        super().__init__()
+        self.register_buffer(
+            "rot_offset", torch.as_tensor(rot_offset, dtype=torch.float32).reshape(3)
+        )
+        self.hand_extent_m = float(hand_extent_m)
+        self.crop_factor = float(crop_factor)
+
+    # -- to implement ---------------------------------------------------------------------
+    def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        """``(B, T, 3, H, W)`` normalised frames -> ``(B, T, 26)`` raw outputs and new state."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------
+    def recurrent_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the recurrent layer (frozen by ``Train_C`` fine-tuning); may be []."""
+        return []
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone on every frame: ``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``."""
+        b, t = frames.shape[:2]
+        feats = self.backbone.forward_features(frames.reshape((b * t,) + frames.shape[2:]))
+        return feats.reshape((b, t) + feats.shape[1:])
+
+    def to_params(self, raw: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+        """Raw ``(..., 26)`` -> parameters in pixels / radians (see :func:`raw_to_params`)."""
+        return raw_to_params(
+            raw,
+            image_hw,
+            rot_offset=self.rot_offset.to(raw.dtype),
+            hand_extent_m=self.hand_extent_m,
+            crop_factor=self.crop_factor,
+        )
+
+    def forward(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        """``(B, T, 3, H, W)`` normalised frames -> ``(params (B, T, 26), state)``."""
+        if frames.dim() != 5 or frames.shape[2] != 3 or frames.shape[1] < 1:
+            raise ValueError(
+                f"{type(self).__name__} expects (B, T, 3, H, W) frames with T >= 1, got "
+                f"{tuple(frames.shape)} (use step() for a single (B, 3, H, W) frame)"
+            )
+        if not frames.is_floating_point():
+            raise TypeError(f"frames must be float and normalised, got {frames.dtype}")
+        raw, state = self.forward_raw(frames, state)
+        return self.to_params(raw, tuple(frames.shape[-2:])), state
+
+    def step(self, frame: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        """One frame ``(B, 3, H, W)`` -> ``(params (B, 26), state)``."""
+        if frame.dim() != 4:
+            raise ValueError(f"step() expects one (B, 3, H, W) frame, got {tuple(frame.shape)}")
+        params, state = self.forward(frame[:, None], state)
+        return params[:, 0], state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class SeqHandNet(HandRegressor):
+    """The paper's model: backbone -> 1x1 reduction -> ConvLSTM -> pooling -> linear.
+
+    Args:
+        backbone: ``"resnet18" | "resnet34" | "resnet50" | "resnet101"`` or a ResNet.
+        reduce_channels: output channels of the 1x1 reduction (input of the ConvLSTM).
+        hidden_channels: ConvLSTM hidden channels.
+        kernel_size: ConvLSTM kernel size.
+        peephole: per-channel peephole connections in the ConvLSTM (default off, see
+            :mod:`seqhand.models.convlstm`).
+        head_hidden: hidden widths of the head after pooling (``()`` = one linear layer).
+        backbone_width: stem width of a backbone built by name (64 = torchvision's).
+        **kwargs: :class:`HandRegressor` options.
+
+    State: the ConvLSTM's ``(h, c)``, each ``(B, hidden_channels, H/32, W/32)``.
+    """
+
+    is_recurrent = True
+    is_temporal = True
+
+    def __init__(
+        self,
+        backbone: str | ResNet = "resnet50",
+        *,
+        reduce_channels: int = 512,
+        hidden_channels: int = 512,
+        kernel_size: int = 3,
+        peephole: bool = False,
+        head_hidden: Sequence[int] = (),
+        backbone_width: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backbone = make_backbone(backbone, backbone_width)
+        c = self.backbone.num_features
+        self.reduce = nn.Sequential(
+            nn.Conv2d(c, reduce_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(reduce_channels),
+            nn.ReLU(inplace=True),
+        )
+        nn.init.kaiming_normal_(self.reduce[0].weight, mode="fan_out", nonlinearity="relu")
+        self.convlstm = ConvLSTM(reduce_channels, hidden_channels, kernel_size, peephole=peephole)
+        self.head = RegressionHead(hidden_channels, head_hidden)
+
+    def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        b, t = frames.shape[:2]
+        feats = self.encode_frames(frames)
+        red = self.reduce(feats.flatten(0, 1))
+        hidden, state = self.convlstm(red.reshape((b, t) + red.shape[1:]), state)
+        return self.head(hidden.mean(dim=(-2, -1))), state
+
+    def recurrent_parameters(self) -> list[nn.Parameter]:
+        return list(self.convlstm.parameters())
