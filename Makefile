@@ -16,13 +16,24 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[synth,train,video,export,test]"
 	touch $(STAMP)
 
+# Test-only: the OpenGL reference renderer (pyrender on headless EGL). Best effort: without it
+# the reference tests skip with a reason; everything else still runs.
+GL_STAMP := $(VENV)/.gl
+EGL_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri
+$(GL_STAMP): $(STAMP)
+	-$(PIP) install -q "pyrender>=0.1.45"
+	-if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q $(EGL_PKGS) >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(EGL_PKGS) >/dev/null 2>&1); fi
+	touch $(GL_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/seqhand demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) $(GL_STAMP)
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(GL_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

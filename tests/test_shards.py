@@ -119,3 +119,15 @@ def test_incomplete_dataset_is_refused(tmp_path):
         read_manifest(tmp_path)
     with pytest.raises(ShardError, match="no such dataset"):
         read_manifest(tmp_path / "nope")
+
+
+def test_indexed_dataset_equals_stream(tmp_path):
+    from seqhand.data.seqhand_dataset import SeqHandIndexed
+
+    _make_dataset(tmp_path, n_shards=2, per=3)
+    stream = list(SeqHandShards(tmp_path, "train", rank=0, world_size=1))
+    idx = SeqHandIndexed(tmp_path, "train")
+    assert len(idx) == 6
+    for i in (5, 0, 3):
+        np.testing.assert_array_equal(idx[i]["frames"], stream[i]["frames"])
+        assert idx[i]["meta"] == stream[i]["meta"]

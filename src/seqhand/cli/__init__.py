@@ -15,7 +15,7 @@ from seqhand import __version__
 from seqhand.errors import SeqhandError
 
 # Modules under seqhand.cli, one per verb (or group of verbs).
-COMMAND_MODULES = ("mano", "hand", "demo")
+COMMAND_MODULES = ("mano", "hand", "train", "evaluate", "demo", "infer")
 
 
 def build_parser() -> argparse.ArgumentParser:

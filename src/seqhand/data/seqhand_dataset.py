@@ -120,3 +120,50 @@ def read_sequences(root: str | Path, split: str = "test", limit: int | None = No
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+class SeqHandIndexed(torch.utils.data.Dataset):
+    """Random access to the sequences of one split (map-style), for shuffled training.
+
+    Indexes every shard once (member offsets, no decoding), then reads a sequence's members with
+    one seek each. ``dataset[i]`` is the i-th sequence of the split in shard order.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", transform=None) -> None:
+        self.root = Path(root)
+        manifest = read_manifest(self.root)
+        if split not in manifest["splits"]:
+            raise ShardError(f"{self.root}: no split {split!r}; it has {sorted(manifest['splits'])}")
+        self.split = split
+        self.transform = transform
+        self.index: list[tuple[Path, list[tuple[str, int, int]]]] = []
+        import tarfile
+
+        for sh in manifest["splits"][split]["shards"]:
+            path = self.root / sh["name"]
+            try:
+                with tarfile.open(path, "r") as tar:
+                    groups: dict[str, list] = {}
+                    for m in tar:
+                        if m.isfile():
+                            key, _, suffix = m.name.rsplit("/", 1)[-1].partition(".")
+                            groups.setdefault(key, []).append((suffix, m.offset_data, m.size))
+            except (tarfile.TarError, OSError) as e:
+                raise ShardError(f"{path}: unreadable shard ({e})") from None
+            self.index.extend((path, members) for members in groups.values())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def read_files(self, i: int) -> dict[str, bytes]:
+        path, members = self.index[i]
+        out = {}
+        with open(path, "rb") as fh:
+            for suffix, off, size in members:
+                fh.seek(off)
+                out[suffix] = fh.read(size)
+        return out
+
+    def __getitem__(self, i: int):
+        s = decode_sample(self.read_files(i))
+        return self.transform(s) if self.transform else s

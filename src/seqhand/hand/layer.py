@@ -109,6 +109,7 @@ class HandLayer(nn.Module):
         buf("J_regressor", jreg)
         buf("lbs_weights", asset.weights)
         buf("hands_components", asset.hands_components)
+        buf("hands_mean", asset.hands_mean)  # always the asset's mean, whatever pose_origin
         mean = asset.hands_mean if pose_origin == "mean" else np.zeros(NUM_POSE)
         buf("pose_mean", mean)
         buf("faces", asset.f, torch.long)

@@ -1,0 +1,1 @@
+"""Training: the Lightning module and data module, fine-tuning, checkpoints."""

@@ -1,0 +1,146 @@
+"""``train`` and ``finetune``: build everything from a resolved config and run Lightning.
+
+Outputs in ``out_dir``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckpt`` and every
+``trainer.ckpt_every_n_steps``), ``logs/`` (CSV + TensorBoard), ``model.pt`` (final weights, a
+:func:`seqhand.training.checkpoint.save_model` file) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from seqhand.config import save_config
+from seqhand.errors import SeqhandError
+from seqhand.training.batch import sequence_item
+from seqhand.training.checkpoint import load_model, save_model
+
+log = logging.getLogger(__name__)
+
+
+class SequenceTransform:
+    """Picklable transform: decoded shard sample -> training item at ``image_size``."""
+
+    def __init__(self, image_size: int, with_mask: bool = True) -> None:
+        self.image_size, self.with_mask = image_size, with_mask
+
+    def __call__(self, sample: dict) -> dict:
+        return sequence_item(sample, self.image_size, self.with_mask)
+
+
+def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    t = cfg["trainer"]
+    devices = int(devices if devices is not None else t.get("devices", 1))
+    num_nodes = int(num_nodes if num_nodes is not None else t.get("num_nodes", 1))
+    accel = t.get("accelerator", "auto")
+    strategy = "auto"
+    if devices * num_nodes > 1:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
+        strategy = DDPStrategy(process_group_backend="gloo" if cpu else "nccl",
+                               start_method="popen" if not cpu else "spawn")  # fmt: skip
+    precision = t.get("precision", "32-true")
+    if "bf16" in str(precision) and not torch.cuda.is_available():
+        log.warning("bf16 mixed precision needs a GPU here; using 32-true on CPU")
+        precision = "32-true"
+    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=-1,
+                           every_n_train_steps=int(t.get("ckpt_every_n_steps", 1000)),
+                           filename="step{step:07d}", auto_insert_metric_name=False)  # fmt: skip
+    val_every = int(t.get("val_every_n_steps", 1000))
+    return L.Trainer(
+        max_steps=int(t["max_steps"]),
+        max_epochs=-1,
+        accelerator=accel,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
+        logger=[CSVLogger(out_dir, name="logs", version=""),
+                TensorBoardLogger(out_dir, name="logs", version="")],  # fmt: skip
+        callbacks=[ckpt],
+        val_check_interval=min(val_every, int(t["max_steps"])),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=int(t.get("log_every_n_steps", 50)),
+        use_distributed_sampler=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=out_dir,
+        gradient_clip_val=t.get("gradient_clip_val", 1.0),
+    )
+
+
+def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
+          init_checkpoint: str | None = None, train_set=None, val_set=None,
+          devices=None, num_nodes=None, progress: bool = True) -> dict:  # fmt: skip
+    """Train a model as configured; returns the summary dict (also written as summary.json).
+
+    Args:
+        cfg: resolved config. out_dir: run folder.
+        resume: a Lightning checkpoint (or ``"last"``) to continue exactly (model, optimiser,
+            scheduler, step, data position).
+        init_checkpoint: a model file / checkpoint whose weights initialise the model (used by
+            fine-tuning; the model spec must match).
+        train_set / val_set: map-style datasets of training items; default: the SeqHAND shards
+            at ``cfg.data.root``.
+    """
+    import lightning as L
+
+    from seqhand.data.seqhand_dataset import SeqHandIndexed
+    from seqhand.training.module import SeqHandDataModule, SeqHandModule
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    L.seed_everything(int(cfg["trainer"].get("seed", 0)), workers=True, verbose=False)
+    size = int(cfg["model"].get("image_size", 224))
+    d = cfg["data"]
+    if train_set is None:
+        tf = SequenceTransform(size)
+        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf)
+        val_split = d.get("val_split")
+        val_set = SeqHandIndexed(d["root"], val_split, transform=tf) if val_split else None
+    model = None
+    if init_checkpoint:
+        model, _ = load_model(init_checkpoint)
+        model.train()
+    module = SeqHandModule(cfg, model=model)
+    dm = SeqHandDataModule(train_set, val_set, cfg)
+    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress)
+    if resume == "last":
+        resume = str(out_dir / "checkpoints" / "last.ckpt")
+    if resume and not Path(resume).is_file():
+        raise SeqhandError(f"{resume}: no checkpoint to resume from")
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    elapsed = time.time() - t0
+    steps = int(trainer.global_step)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if steps == 0 and last.is_file():  # DDP spawn: the loops ran in the workers, not here
+        ck = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        steps = int(ck.get("global_step", 0))
+    summary = {
+        "steps": steps,
+        "seconds": round(elapsed, 1),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "model": module.model.spec,
+        "num_parameters": int(sum(p.numel() for p in module.model.parameters())),
+    }
+    if trainer.is_global_zero:
+        save_model(module.model, out_dir / "model.pt", cfg, size)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
