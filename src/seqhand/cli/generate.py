@@ -1,0 +1,70 @@
+"""``seqhand generate`` (the SeqHAND dataset) and ``seqhand preview`` (a GIF + contact sheet)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate a SeqHAND dataset (pose flows -> shards)")
+    p.add_argument("--out", required=True, help="dataset folder (shards + manifest.json)")
+    p.add_argument("--preset", default="small", choices=["paper", "small", "demo"],
+                   help="paper: 40,000 + 1,000 sequences of 10 frames at 224 (default: small)")  # fmt: skip
+    p.add_argument("--num-sequences", type=int, help="training sequences (overrides the preset)")
+    p.add_argument("--num-test", type=int, help="test sequences")
+    p.add_argument("--frames", type=int, help="frames per sequence")
+    p.add_argument("--image-size", type=int, help="frame side in pixels")
+    p.add_argument("--hand-model", help="MANO .npz/.pkl (default: the built-in hand)")
+    p.add_argument("--poses", help="pose bank .npz from `seqhand poses build` "
+                   "(default: the built-in prior bank)")  # fmt: skip
+    p.add_argument("--bank-size", type=int, help="size of the built-in prior bank")
+    p.add_argument("--backgrounds", help="folder of background images, e.g. VOC2012/JPEGImages "
+                   "(default: built-in procedural backgrounds)")  # fmt: skip
+    p.add_argument("--templates", help="folder of OBJ colour templates (default: built-in skins)")
+    p.add_argument("--seed", type=int, help="dataset seed (default 0)")
+    p.add_argument("--image-format", choices=["jpg", "png"], help="frame encoding (default jpg)")
+    p.add_argument("--shard-size", type=int, help="sequences per shard")
+    p.add_argument("--alpha", type=float, help="pose-flow update size (Eq. 6)")
+    p.add_argument("--theta-source", choices=["encoder", "bank"],
+                   help="encoder: joints->theta MLP (paper); bank: a prior bank's true params")  # fmt: skip
+    p.add_argument("--supersample", type=int, help="anti-aliasing factor (1 = off)")
+    p.add_argument("--with-vertices", action="store_true", default=None,
+                   help="store mesh vertices per frame")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1,
+                   help="1: in this process; N: a Dask LocalCluster of N processes")  # fmt: skip
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_generate)
+
+    v = sub.add_parser("preview", help="write preview.gif and contact_sheet.png of a dataset")
+    v.add_argument("root", help="dataset folder")
+    v.add_argument("--out", help="where to write (default: the dataset folder)")
+    v.add_argument("--split", default="train")
+    v.add_argument("--num", type=int, default=8, help="sequences to show")
+    v.add_argument("--no-joints", action="store_true", help="do not draw the joints")
+    v.set_defaults(func=_preview)
+
+
+def _generate(args) -> int:
+    from seqhand.data.generate import GenerateConfig, generate, preset
+
+    names = {f.name for f in dataclasses.fields(GenerateConfig)}
+    over = {k: getattr(args, k) for k in ("frames", "image_size", "hand_model", "poses",
+            "bank_size", "backgrounds", "templates", "seed", "image_format", "shard_size",
+            "alpha", "theta_source", "supersample", "with_vertices") if k in names}  # fmt: skip
+    over["num_train"], over["num_test"] = args.num_sequences, args.num_test
+    cfg = preset(args.preset, **over)
+    m = generate(cfg, args.out, workers=args.workers, scheduler=args.scheduler,
+                 progress=not args.no_progress)  # fmt: skip
+    counts = ", ".join(f"{k}: {v['num_sequences']} sequences in {len(v['shards'])} shards"
+                       for k, v in m["splits"].items())  # fmt: skip
+    print(f"wrote {args.out} ({counts}; {cfg.frames} frames of {cfg.image_size}x{cfg.image_size})")
+    return 0
+
+
+def _preview(args) -> int:
+    from seqhand.data.preview import preview_dataset
+
+    gif, sheet = preview_dataset(args.root, args.out, args.split, args.num, not args.no_joints)
+    print(f"wrote {gif} and {sheet}")
+    return 0

@@ -1,0 +1,306 @@
+"""``seqhand generate``: the SeqHAND dataset - pose flows rendered into shards, in parallel.
+
+Work is split into shards of ``shard_size`` sequences. Each shard is a pure function of the
+configuration and its sequence indices: the flows of sequence ``i`` of a split come from
+``(seed + split offset, i)``, its background, light and patch motion from
+``SeedSequence((seed, split id, i))``. So the bytes do not depend on the number of workers or
+on the engine (in-process, a Dask ``LocalCluster``, or a Dask scheduler on a cluster).
+
+Shards are written atomically (``*.tmp`` then rename) and skipped when they already exist, so a
+killed run resumes; ``manifest.json`` (config, seed, counts, per-shard sha256) is written last,
+only when every shard is there. A folder without it is not a dataset (readers refuse it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from seqhand.data.shards import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    ShardError,
+    encode_sample,
+    sha256_file,
+    shard_name,
+    write_manifest,
+    write_shard,
+)
+from seqhand.errors import SeqhandError
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "test")
+_SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_003}
+
+
+@dataclasses.dataclass
+class GenerateConfig:
+    """Everything the dataset depends on (saved in the manifest).
+
+    Attributes:
+        num_train, num_test: sequences per split (paper: 40,000 / 1,000).
+        frames: frames per sequence (paper: 10). image_size: frame side (paper: 224).
+        seed: the dataset's seed. shard_size: sequences per shard.
+        image_format: ``"jpg"`` (quality ``jpeg_quality``) or ``"png"`` (lossless).
+        hand_model: ``None``/"builtin" or a MANO ``.npz``/``.pkl``.
+        poses: a pose-bank ``.npz`` (``seqhand poses build``) or None for the built-in prior
+            bank of ``bank_size`` poses (seed ``bank_seed``).
+        backgrounds: a folder of images (e.g. VOC2012 JPEGImages) or None (procedural).
+        templates: a folder of OBJ colour templates or None (``num_templates`` built-in).
+        alpha: Eq. 6 update size (None: the flow module's default).
+        theta_source: ``"encoder"`` (the paper: joints -> theta MLP) or ``"bank"`` (the true
+            parameters stored in a prior bank).
+        supersample: anti-aliasing (1 = off, 2 = 2x2).
+        with_vertices: also store mesh vertices per frame.
+    """
+
+    num_train: int = 200
+    num_test: int = 40
+    frames: int = 10
+    image_size: int = 224
+    seed: int = 0
+    shard_size: int = 50
+    image_format: str = "jpg"
+    jpeg_quality: int = 95
+    hand_model: str | None = None
+    poses: str | None = None
+    bank_size: int = 100_000
+    bank_seed: int = 0
+    backgrounds: str | None = None
+    templates: str | None = None
+    num_templates: int = 27
+    alpha: float | None = None
+    ego_fraction: float = 0.5
+    theta_source: str = "encoder"
+    supersample: int = 1
+    with_vertices: bool = False
+
+    def validate(self) -> GenerateConfig:
+        if self.num_train < 0 or self.num_test < 0 or self.num_train + self.num_test == 0:
+            raise SeqhandError("need at least one sequence (num_train + num_test > 0)")
+        if self.frames < 1 or self.image_size < 16 or self.shard_size < 1:
+            raise SeqhandError("frames >= 1, image_size >= 16 and shard_size >= 1 are required")
+        if self.image_format not in ("jpg", "png"):
+            raise SeqhandError(f"image_format must be jpg or png, got {self.image_format!r}")
+        if self.theta_source not in ("encoder", "bank"):
+            raise SeqhandError(f"theta_source must be encoder or bank, got {self.theta_source!r}")
+        for name in ("poses", "backgrounds", "templates", "hand_model"):
+            v = getattr(self, name)
+            if v not in (None, "builtin") and not Path(v).exists():
+                raise SeqhandError(f"--{name.replace('_', '-')} {v}: no such file or folder")
+        return self
+
+    def key(self) -> str:
+        """A digest of everything that changes the bytes (worker caches use it)."""
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+                              ).hexdigest()[:16]  # fmt: skip
+
+
+PRESETS: dict[str, dict] = {
+    # the paper's dataset (section 5): 40,000 + 1,000 sequences of 10 frames at 224 x 224
+    "paper": {"num_train": 40_000, "num_test": 1_000, "frames": 10, "image_size": 224,
+              "shard_size": 100, "bank_size": 1_000_000},
+    # a small dataset for trying things out on a laptop
+    "small": {"num_train": 200, "num_test": 40, "frames": 10, "image_size": 224},
+    # what make demo trains on (CPU minutes)
+    "demo": {"num_train": 480, "num_test": 48, "frames": 8, "image_size": 128,
+             "shard_size": 48, "bank_size": 50_000},
+}  # fmt: skip
+
+
+def preset(name: str, **overrides) -> GenerateConfig:
+    if name not in PRESETS:
+        raise SeqhandError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+    fields = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return GenerateConfig(**fields)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-process context (bank, NN index, encoder, hand layer, templates, backgrounds)
+# ------------------------------------------------------------------------------------------
+def bank_path(cfg: GenerateConfig, out: Path) -> Path:
+    """Where the run's pose bank lives: the given file, or the built-in prior bank cached in
+    ``out/.cache`` (built once by the driver, loaded by every worker)."""
+    if cfg.poses:
+        return Path(cfg.poses)
+    hand = "builtin" if cfg.hand_model in (None, "builtin") else Path(cfg.hand_model).stem
+    return out / ".cache" / f"prior-bank-{hand}-{cfg.bank_size}-{cfg.bank_seed}.npz"
+
+
+def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
+    from seqhand.synth.bank import bank_from_prior
+
+    p = bank_path(cfg, out)
+    if not p.is_file():
+        log.info("building the built-in prior pose bank (%d poses) -> %s", cfg.bank_size, p)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        bank_from_prior(cfg.hand_model, cfg.bank_size, cfg.bank_seed, progress=progress).save(p)
+    return p
+
+
+@functools.lru_cache(maxsize=2)
+def _context(cfg_json: str, bank_file: str):
+    import torch
+
+    from seqhand.hand import HandLayer, load_asset
+    from seqhand.synth.appearance import TemplateSet
+    from seqhand.synth.backgrounds import load_backgrounds
+    from seqhand.synth.bank import load_bank
+    from seqhand.synth.compose import Composer
+    from seqhand.synth.flow import FlowConfig
+    from seqhand.synth.nn import build_nn
+
+    torch.set_num_threads(1)  # one worker = one core
+    cfg = GenerateConfig(**json.loads(cfg_json))
+    asset = load_asset(cfg.hand_model)
+    bank = load_bank(bank_file)
+    nn = build_nn(bank.flat)
+    layer = HandLayer(asset, pose_origin="flat")
+    if cfg.theta_source == "bank":
+        if bank.poses is None:
+            raise SeqhandError(f"{bank_file}: theta_source=bank needs a prior bank with poses")
+        encoder = None
+    else:
+        from seqhand.synth.encoder import load_encoder_for
+
+        encoder = load_encoder_for(asset)
+    templates = (TemplateSet.from_folder(cfg.templates, asset) if cfg.templates
+                 else TemplateSet.builtin(asset, cfg.num_templates))  # fmt: skip
+    backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed)
+    flow_cfg = FlowConfig(n_frames=cfg.frames, **({"alpha": cfg.alpha} if cfg.alpha else {}),
+                          image_size=224, ego_fraction=cfg.ego_fraction,
+                          num_templates=len(templates))  # fmt: skip
+    composer = Composer(layer=layer, encoder=encoder, templates=templates,
+                        backgrounds=backgrounds, image_size=cfg.image_size,
+                        supersample=cfg.supersample, with_vertices=cfg.with_vertices)  # fmt: skip
+    return cfg, bank, nn, flow_cfg, composer
+
+
+def make_samples(cfg: GenerateConfig, bank_file: str | Path, split: str, start: int,
+                 count: int) -> list[dict]:  # fmt: skip
+    """Compose sequences ``start .. start+count-1`` of ``split`` (no I/O besides reading the
+    bank): the unit of work of every engine."""
+    from seqhand.synth.compose import plans_from_flows
+    from seqhand.synth.flow import generate_flows
+
+    cfg, bank, nn, flow_cfg, composer = _context(
+        json.dumps(dataclasses.asdict(cfg), sort_keys=True), str(bank_file)
+    )
+    flows = generate_flows(bank, nn, cfg.seed + _SPLIT_SEED_OFFSET[split], start, count, flow_cfg)
+    plans = plans_from_flows(flows, bank, (cfg.seed, SPLITS.index(split)), len(composer.backgrounds),
+                             use_bank_poses=cfg.theta_source == "bank")  # fmt: skip
+    samples = composer.compose(plans)
+    for s, i in zip(samples, range(start, start + count)):
+        s["meta"].update({"key": f"{split}-{i:07d}", "split": split, "seed": cfg.seed})
+    return samples
+
+
+def run_shard(cfg: GenerateConfig, out: str, bank_file: str, split: str, shard: int,
+              start: int, count: int) -> dict:  # fmt: skip
+    """Make and write one shard (skipped if it exists). Returns its manifest entry."""
+    path = Path(out) / shard_name(split, shard)
+    if not path.is_file():
+        samples = make_samples(cfg, bank_file, split, start, count)
+        enc = [(s["meta"]["key"], encode_sample(s, cfg.image_format, cfg.jpeg_quality))
+               for s in samples]  # fmt: skip
+        write_shard(path, enc)
+    return {"name": path.name, "sha256": sha256_file(path), "count": count, "first": start}
+
+
+def shard_tasks(cfg: GenerateConfig) -> list[tuple[str, int, int, int]]:
+    tasks = []
+    for split, n in (("train", cfg.num_train), ("test", cfg.num_test)):
+        for k, lo in enumerate(range(0, n, cfg.shard_size)):
+            tasks.append((split, k, lo, min(cfg.shard_size, n - lo)))
+    return tasks
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise SeqhandError(f"{out}: output folder is not writable ({e.strerror})") from None
+
+
+def generate(cfg: GenerateConfig, out: str | os.PathLike, *, workers: int = 1,
+             scheduler: str | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """Generate the dataset into ``out`` and return the manifest.
+
+    Args:
+        workers: 1 = in this process; N > 1 = a Dask ``LocalCluster`` of N single-threaded
+            worker processes.
+        scheduler: address of an existing Dask scheduler (``tcp://host:8786``); overrides
+            ``workers``.
+    """
+    from tqdm.auto import tqdm
+
+    cfg.validate()
+    out = Path(out)
+    _check_writable(out)
+    existing = out / "manifest.json"
+    if existing.is_file():
+        old = json.loads(existing.read_text())
+        if old.get("config") != dataclasses.asdict(cfg):
+            raise SeqhandError(f"{out} already holds a different dataset; choose another --out")
+        return old
+    t0 = time.time()
+    bank_file = str(ensure_bank(cfg, out, progress))
+    tasks = shard_tasks(cfg)
+    done = {}
+    bar = tqdm(total=sum(t[3] for t in tasks), unit="seq", desc="generate", disable=not progress)
+    if scheduler is None and workers <= 1:
+        for split, k, lo, n in tasks:
+            done[(split, k)] = run_shard(cfg, str(out), bank_file, split, k, lo, n)
+            bar.update(n)
+    else:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+        client = Client(scheduler or cluster)
+        try:
+            futs = {client.submit(run_shard, cfg, str(out), bank_file, *t, pure=False): t
+                    for t in tasks}  # fmt: skip
+            for fut in as_completed(futs):
+                split, k, lo, n = futs[fut]
+                done[(split, k)] = fut.result()
+                bar.update(n)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    bar.close()
+    splits = {}
+    for split, n in (("train", cfg.num_train), ("test", cfg.num_test)):
+        shards = [done[(s, k)] for (s, k, _, _) in tasks if s == split]
+        if n:
+            splits[split] = {"num_sequences": n, "shards": shards}
+    if sum(len(s["shards"]) for s in splits.values()) != len(tasks):
+        raise ShardError(f"{out}: some shards are missing; run the same command again to resume")
+    manifest = {
+        "format": "seqhand-dataset",
+        "schema_version": SCHEMA_VERSION,
+        "schema": SCHEMA,
+        "config": dataclasses.asdict(cfg),
+        "seed": cfg.seed,
+        "frames": cfg.frames,
+        "image_size": cfg.image_size,
+        "bank": {"file": os.path.relpath(bank_file, out), "sha256": sha256_file(Path(bank_file))},
+        "splits": splits,
+    }
+    write_manifest(out, manifest)  # deterministic: no timestamps, so re-runs give equal bytes
+    log.info("generated %s in %.1f s", out, time.time() - t0)
+    return manifest
