@@ -15,7 +15,7 @@ from seqhand import __version__
 from seqhand.errors import SeqhandError
 
 # Modules under seqhand.cli, one per verb (or group of verbs).
-COMMAND_MODULES = ("mano", "hand", "generate", "train", "evaluate", "infer", "demo")
+COMMAND_MODULES = ("mano", "hand", "poses", "generate", "train", "evaluate", "infer", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s"
     )
-    for noisy in ("distributed", "lightning", "lightning.pytorch", "numba", "PIL", "matplotlib"):
+    for noisy in ("distributed", "numba", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for own in ("lightning", "lightning.pytorch", "lightning.fabric"):  # they print themselves
+        logging.getLogger(own).propagate = False
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

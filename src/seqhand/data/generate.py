@@ -58,6 +58,7 @@ class GenerateConfig:
         alpha: Eq. 6 update size (None: the flow module's default).
         theta_source: ``"encoder"`` (the paper: joints -> theta MLP) or ``"bank"`` (the true
             parameters stored in a prior bank).
+        encoder: a joints->theta encoder file (default: the shipped one of the built-in hand).
         supersample: anti-aliasing (1 = off, 2 = 2x2).
         with_vertices: also store mesh vertices per frame.
     """
@@ -80,6 +81,7 @@ class GenerateConfig:
     alpha: float | None = None
     ego_fraction: float = 0.5
     theta_source: str = "encoder"
+    encoder: str | None = None
     supersample: int = 1
     with_vertices: bool = False
 
@@ -92,7 +94,7 @@ class GenerateConfig:
             raise SeqhandError(f"image_format must be jpg or png, got {self.image_format!r}")
         if self.theta_source not in ("encoder", "bank"):
             raise SeqhandError(f"theta_source must be encoder or bank, got {self.theta_source!r}")
-        for name in ("poses", "backgrounds", "templates", "hand_model"):
+        for name in ("poses", "backgrounds", "templates", "hand_model", "encoder"):
             v = getattr(self, name)
             if v not in (None, "builtin") and not Path(v).exists():
                 raise SeqhandError(f"--{name.replace('_', '-')} {v}: no such file or folder")
@@ -169,9 +171,18 @@ def _context(cfg_json: str, bank_file: str):
             raise SeqhandError(f"{bank_file}: theta_source=bank needs a prior bank with poses")
         encoder = None
     else:
-        from seqhand.synth.encoder import load_encoder_for
+        from seqhand.synth.encoder import load_builtin_encoder, load_encoder
 
-        encoder = load_encoder_for(asset)
+        if cfg.encoder:
+            encoder = load_encoder(cfg.encoder)[0]
+        elif asset.name == "builtin":
+            encoder = load_builtin_encoder()[0]
+        else:
+            raise SeqhandError(
+                f"hand model {asset.name!r} needs a joints->theta encoder: train one with "
+                "`seqhand poses fit-encoder BANK --hand-model ... --out ENC.pt` and pass "
+                "--encoder ENC.pt (or use --theta-source bank with a prior bank)"
+            )
     templates = (TemplateSet.from_folder(cfg.templates, asset) if cfg.templates
                  else TemplateSet.builtin(asset, cfg.num_templates))  # fmt: skip
     backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed)

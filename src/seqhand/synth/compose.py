@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from seqhand.geometry.rotations import axis_angle_to_matrix
 from seqhand.hand.layer import HandLayer
 from seqhand.synth.backgrounds import sliding_patches
 from seqhand.synth.raster import render_batch, vertex_normals
@@ -119,28 +120,41 @@ class Composer:
 
     @torch.no_grad()
     def pose(self, plans: list[SequencePlan]):
-        """Run encoder + hand layer for all frames of ``plans`` at once."""
+        """Encoder + hand layer for all frames of ``plans`` at once.
+
+        Returns theta (N, 45), vertices and joints in the hand-model frame (N, V, 3) /
+        (N, 21, 3), and the canonical placement per frame: rotation (N, 3, 3) and wrist (N, 3)
+        (the bank's canonical frame is ``R_place (X - wrist)``; identity for the built-in hand).
+        """
+        from seqhand.synth.encoder import canonical_placement
+
         t = plans[0].joints.shape[0]
         if plans[0].theta is not None:  # known parameters (a prior bank)
             theta = torch.from_numpy(np.concatenate([p.theta for p in plans])).float()
         else:
             joints = np.concatenate([p.joints for p in plans]).astype(np.float32)
             theta = self.encoder(torch.from_numpy(joints)).float()
-        betas = torch.from_numpy(np.repeat(np.stack([p.betas for p in plans]), t, 0)).float()
+        betas_seq = torch.from_numpy(np.stack([p.betas for p in plans])).float()
+        betas = betas_seq.repeat_interleave(t, 0)
         out = self.layer(hand_pose=theta, betas=betas)
-        return theta.numpy(), out.vertices.numpy(), out.joints.numpy()
+        go, transl = canonical_placement(self.layer, betas_seq)
+        rplace = axis_angle_to_matrix(go).repeat_interleave(t, 0)
+        wrist = (-transl).repeat_interleave(t, 0)
+        return (theta.numpy(), out.vertices.numpy(), out.joints.numpy(),
+                rplace.double().numpy(), wrist.double().numpy())  # fmt: skip
 
     def compose(self, plans: list[SequencePlan]) -> list[dict]:
         """Make the samples (frames, masks, ann, meta) of ``plans`` (same T for all)."""
         if not plans:
             return []
         t = plans[0].joints.shape[0]
-        theta, verts, joints = self.pose(plans)
+        theta, verts, joints, rplace, wrist = self.pose(plans)
         code = self.pca_code(theta)
         samples = []
         for k, plan in enumerate(plans):
             sl = slice(k * t, (k + 1) * t)
-            samples.append(self._one(plan, theta[sl], code[sl], verts[sl], joints[sl]))
+            samples.append(self._one(plan, theta[sl], code[sl], verts[sl], joints[sl],
+                                     rplace[sl], wrist[sl]))  # fmt: skip
         return samples
 
     def pca_code(self, theta: np.ndarray) -> np.ndarray:
@@ -149,12 +163,14 @@ class Composer:
         rel = theta.astype(np.float64) - self.layer.hands_mean.double().numpy()
         return np.linalg.lstsq(comps.T, rel.T, rcond=None)[0].T.astype(np.float32)
 
-    def _camera(self, plan: SequencePlan, verts: np.ndarray, joints: np.ndarray):
+    def _camera(self, plan: SequencePlan, verts, joints, rplace, wrist):
+        """Final camera: total rotation R = R_cam R_place (hand-model frame -> camera), s, and t
+        for the hand-model origin, so that ``x2d = s Pi(R X) + t`` for hand-model points X."""
         size = self.image_size
         f = size / plan.reference_size
-        rmat = Rotation.from_rotvec(plan.rot).as_matrix()  # (T, 3, 3)
-        vr = np.einsum("tij,tvj->tvi", rmat, verts)
-        jr = np.einsum("tij,tvj->tvi", rmat, joints)
+        rmat = Rotation.from_rotvec(plan.rot).as_matrix() @ rplace  # (T, 3, 3)
+        vr = np.einsum("tij,tvj->tvi", rmat, verts - wrist[:, None])
+        jr = np.einsum("tij,tvj->tvi", rmat, joints - wrist[:, None])
         s = plan.scale.astype(np.float64) * f
         trans = (plan.trans.astype(np.float64) + 0.5) * f - 0.5
         c3 = jr.mean(1)[:, :2]  # hand centre (rotated, projected without s)
@@ -168,11 +184,14 @@ class Composer:
         slack = self.max_outside * size
         shift = np.maximum(0.0, (-slack - 0.5) - lo) - np.maximum(0.0, hi - (size - 0.5 + slack))
         trans = trans + shift
-        return vr, jr, s, trans
+        # re-express for hand-model points: R (X - w) = R X - R w
+        trans_model = trans - s[:, None] * np.einsum("tij,tj->ti", rmat, wrist)[:, :2]
+        rot = Rotation.from_matrix(rmat).as_rotvec()
+        return vr, jr, s, trans, trans_model, rot
 
-    def _one(self, plan, theta, code, verts, joints) -> dict:
+    def _one(self, plan, theta, code, verts, joints, rplace, wrist) -> dict:
         size = self.image_size
-        vr, jr, s, trans = self._camera(plan, verts, joints)
+        vr, jr, s, trans, trans_model, rot = self._camera(plan, verts, joints, rplace, wrist)
         v2d = s[:, None, None] * vr[..., :2] + trans[:, None]
         j2d = s[:, None, None] * jr[..., :2] + trans[:, None]
         bg = sliding_patches(self.backgrounds[plan.background], len(s), size, size,
@@ -187,9 +206,9 @@ class Composer:
             "theta": theta.astype(np.float32),
             "theta_pca": code.astype(np.float32),
             "betas": plan.betas.astype(np.float32),
-            "rot": plan.rot.astype(np.float32),
+            "rot": rot.astype(np.float32),
             "scale": s.astype(np.float32),
-            "trans": trans.astype(np.float32),
+            "trans": trans_model.astype(np.float32),
             "joints3d": joints.astype(np.float32),
             "joints2d": j2d.astype(np.float32),
             "in_frame": in_frame,
