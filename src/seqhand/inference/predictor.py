@@ -1,0 +1,348 @@
+"""The streaming predictor: frame in, 3D hand out, with the recurrent state carried along.
+
+``Predictor.step(frame, state) -> (output, state)`` localises the hand (a
+:class:`~seqhand.inference.localize.BoxSource`), cuts the paper's square crop
+(:class:`~seqhand.inference.crop.CropTransform`; left hands are mirrored into the right hand
+the model knows), runs one step of the network with the previous state, decodes the 26
+parameters to a hand and maps it back to the full image (and left hands back to the left).
+``run(frames)`` is the same as a generator over a video (detectron2's ``VideoVisualizer``
+style); ``reset()`` starts a new sequence.
+
+**What the 3D output means.** The network's camera is weak perspective (Eq. 3-4): the 3D joints
+and vertices are in metres, in the camera's orientation (x right, y down, z away from the
+camera), *relative to the wrist*. There is no absolute depth: weak perspective cannot tell a
+big far hand from a small near one, so the distance to the camera is not estimated. What the
+output does carry is the scale ``s`` (full-image pixels per metre) with
+``joints2d = s * joints3d[:, :2] + joints2d[0]``; with a pinhole camera of focal length ``f``
+pixels the wrist's depth is about ``Z = f / s`` metres.
+
+**State.** :class:`PredictorState` holds the network's recurrent state, the previous frame's
+output (which the tracker reads) and the frame counter. The recurrent state is reset (a new
+sequence begins) at the first frame, after any frame without a hand, and on every frame with
+``per_frame=True`` (the comparison run that ignores time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqhand.conventions import OUTPUT_DIM, mirror_x
+from seqhand.errors import SeqhandError
+from seqhand.hand.layer import HandLayer
+from seqhand.inference.crop import Box, CropTransform, Side
+from seqhand.inference.localize import BoxSource, box_is_usable
+from seqhand.models.decode import decode_params
+from seqhand.models.seqhandnet import CROP_FACTOR, normalize_frames
+
+
+class PredictorError(SeqhandError, ValueError):
+    """The predictor was given something it cannot use (bad frame, bad option)."""
+
+
+@dataclasses.dataclass
+class FrameOutput:
+    """The prediction for one frame. Array fields are ``None`` when ``found`` is False.
+
+    Attributes:
+        index: frame index in the sequence (0-based).
+        found: a hand was localised and estimated in this frame.
+        side: ``"right"`` or ``"left"`` (left hands were mirrored for the model and back).
+        box: the hand box the crop was made from (full-image pixels).
+        crop: the crop <-> full image map used.
+        params: ``(26,)`` network output ``[s, tx, ty, rx, ry, rz, theta_pca(10), beta(10)]`` in
+            the units of the *crop* (pixels of the S x S input); for a left hand these are the
+            parameters of the mirrored (right) hand the model saw.
+        joints3d: ``(21, 3)`` metres, camera-aligned, wrist at the origin (module docstring).
+        vertices3d: ``(V, 3)`` metres, same frame.
+        joints2d: ``(21, 2)`` full-image pixels.
+        vertices2d: ``(V, 2)`` full-image pixels.
+        scale: ``s`` in full-image pixels per metre:
+            ``joints2d = scale * joints3d[:, :2] + joints2d[0]``.
+        confidence: the localiser's score, when it gives one (the network has none).
+        reset: the recurrent state was reset before this frame (a sequence starts here).
+    """
+
+    index: int
+    found: bool
+    side: Side | None = None
+    box: Box | None = None
+    crop: CropTransform | None = None
+    params: np.ndarray | None = None
+    joints3d: np.ndarray | None = None
+    vertices3d: np.ndarray | None = None
+    joints2d: np.ndarray | None = None
+    vertices2d: np.ndarray | None = None
+    scale: float | None = None
+    confidence: float | None = None
+    reset: bool = False
+
+    def to_record(self) -> dict:
+        """A JSON-ready dict (no vertices), one line of ``results.jsonl``."""
+
+        def lst(a):
+            return None if a is None else np.round(np.asarray(a, np.float64), 6).tolist()
+
+        return {
+            "frame": int(self.index),
+            "found": bool(self.found),
+            "side": self.side,
+            "box": None if self.box is None else lst(self.box.as_array()),
+            "confidence": self.confidence,
+            "reset": bool(self.reset),
+            "scale_px_per_m": self.scale,
+            "params": lst(self.params),
+            "joints3d_m": lst(self.joints3d),
+            "joints2d_px": lst(self.joints2d),
+        }
+
+
+@dataclasses.dataclass
+class PredictorState:
+    """Everything :meth:`Predictor.step` carries from one frame to the next.
+
+    Attributes:
+        model_state: the network's recurrent state (``None`` = start of a sequence).
+        previous: the previous frame's output (read by trackers), ``None`` at the start.
+        index: index of the next frame.
+    """
+
+    model_state: Any = None
+    previous: FrameOutput | None = None
+    index: int = 0
+
+
+class TorchEngine:
+    """One network step in PyTorch: ``(B, 3, S, S)`` float RGB in [0, 1] -> ``(B, 26)``."""
+
+    runtime = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    def __call__(self, frames01: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(frames01, dtype=np.float32))
+            params, state = self.model.step(normalize_frames(x.to(self.device)), state)
+        return params.float().cpu().numpy(), state
+
+
+def make_engine(model: Any, runtime: str = "torch", device: str = "cpu", **kw: Any):
+    """The step engine for ``runtime``: a model (exported on the fly for ``"onnx"``), an
+    ``.onnx`` path, or an engine object (returned as is)."""
+    if hasattr(model, "runtime") and callable(model):
+        return model
+    if runtime == "torch":
+        if not isinstance(model, torch.nn.Module):
+            raise PredictorError(f"runtime 'torch' needs a PyTorch model, got {type(model)}")
+        return TorchEngine(model, device)
+    if runtime == "onnx":
+        from seqhand.inference.export import OnnxEngine, export_onnx
+
+        if isinstance(model, torch.nn.Module):
+            image_size = int(kw.pop("image_size"))
+            return OnnxEngine(export_onnx(model, None, image_size), **kw)
+        return OnnxEngine(model, **kw)
+    raise PredictorError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
+
+
+class Predictor:
+    """Streaming 3D hand pose and shape from video frames (module docstring).
+
+    Args:
+        model: a seqhand model (:func:`seqhand.models.build_model` /
+            :func:`seqhand.training.checkpoint.load_model`), or for ``runtime="onnx"`` an
+            ``.onnx`` file written by :func:`seqhand.inference.export.export_onnx` (a model is
+            exported on the fly).
+        hand_layer: the hand model the network was trained with (a ``HandLayer`` with
+            ``pose_origin="mean"``, or an asset spec; default the built-in hand).
+        device: torch device for the network and the hand layer.
+        runtime: ``"torch"`` or ``"onnx"`` (onnxruntime on the CPU).
+        box_source: where the hand is in each frame; may also be given per call to
+            :meth:`step`.
+        image_size: the network's input side S (default: the checkpoint's / 224).
+        side: hand side assumed when the box says nothing (``"right"`` / ``"left"``).
+        per_frame: reset the recurrent state at every frame (the comparison run).
+        crop_factor: crop side / longer box side (2.2, the paper's).
+        pad_value: value of crop pixels outside the frame.
+        onnx_threads: onnxruntime's intra-op threads (``None``: its default).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        hand_layer: HandLayer | str | None = None,
+        device: str = "cpu",
+        runtime: str = "torch",
+        *,
+        box_source: BoxSource | None = None,
+        image_size: int | None = None,
+        side: Side = "right",
+        per_frame: bool = False,
+        crop_factor: float = CROP_FACTOR,
+        pad_value: int = 0,
+        onnx_threads: int | None = None,
+    ) -> None:
+        if side not in ("right", "left"):
+            raise PredictorError(f"side must be 'right' or 'left', got {side!r}")
+        kw: dict[str, Any] = {}
+        if runtime == "onnx":
+            kw["threads"] = onnx_threads
+            if isinstance(model, torch.nn.Module):
+                kw["image_size"] = int(image_size or 224)
+        self.engine = make_engine(model, runtime, device, **kw)
+        meta_size = getattr(self.engine, "image_size", None)
+        if image_size is not None and meta_size is not None and int(image_size) != meta_size:
+            raise PredictorError(
+                f"image_size {image_size} differs from the ONNX model's input size {meta_size}"
+            )
+        self.image_size = int(image_size or meta_size or 224)
+        if not isinstance(hand_layer, HandLayer):
+            hand_layer = HandLayer(hand_layer, pose_origin="mean")
+        self.device = torch.device(device)
+        self.hand_layer = hand_layer.to(self.device)
+        self.faces = self.hand_layer.faces.cpu().numpy()
+        self.box_source = box_source
+        self.side = side
+        self.per_frame = bool(per_frame)
+        self.crop_factor = float(crop_factor)
+        self.pad_value = pad_value
+        self._state = PredictorState()
+
+    @property
+    def runtime(self) -> str:
+        return self.engine.runtime
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str,
+        runtime: str = "torch",
+        onnx: str | None = None,
+        **kwargs: Any,
+    ) -> Predictor:
+        """Build from a ``seqhand`` checkpoint (image size and hand model from its record).
+
+        With ``runtime="onnx"``: ``onnx`` = an exported file, else the model is exported in
+        memory.
+        """
+        from seqhand.training.checkpoint import load_model
+
+        model, rec = load_model(checkpoint)
+        hand = kwargs.pop("hand_layer", None) or rec.get("hand_model") or "builtin"
+        size = kwargs.pop("image_size", None) or int(rec.get("image_size", 224))
+        src = onnx if (runtime == "onnx" and onnx is not None) else model
+        return cls(src, hand, runtime=runtime, image_size=size, **kwargs)
+
+    # -- streaming ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the sequence held for :meth:`__call__` / :meth:`run` (the next frame is 0)."""
+        self._state = PredictorState()
+
+    def __call__(self, frame: np.ndarray, box: Box | None = None) -> FrameOutput:
+        """:meth:`step` with the predictor's own state (call :meth:`reset` between videos)."""
+        out, self._state = self.step(frame, self._state, box=box)
+        return out
+
+    def run(
+        self, frames: Iterable[np.ndarray], boxes: Iterable[Box | None] | None = None
+    ) -> Iterator[FrameOutput]:
+        """Predict a whole sequence lazily: one :class:`FrameOutput` per frame, in order.
+
+        Starts a new sequence (its own state); ``boxes`` optionally gives each frame's box
+        (overriding the box source).
+        """
+        state = PredictorState()
+        box_iter = iter(boxes) if boxes is not None else None
+        for frame in frames:
+            box = next(box_iter, None) if box_iter is not None else None
+            out, state = self.step(frame, state, box=box, use_source=box_iter is None)
+            yield out
+
+    def step(
+        self,
+        frame: np.ndarray,
+        state: PredictorState | None = None,
+        *,
+        box: Box | None = None,
+        use_source: bool = True,
+    ) -> tuple[FrameOutput, PredictorState]:
+        """One frame: ``(H, W, 3)`` uint8 RGB -> ``(FrameOutput, new state)``.
+
+        ``box`` overrides the box source for this frame; without either, the frame has no hand.
+        """
+        img = _check_frame(frame)
+        state = state if state is not None else PredictorState()
+        k = state.index
+        if box is None and use_source and self.box_source is not None:
+            box = self.box_source(k, img, state.previous)
+        if not box_is_usable(box, img.shape):
+            out = FrameOutput(index=k, found=False, box=box, reset=True)
+            return out, PredictorState(None, out, k + 1)
+        side = box.side or self.side
+        crop = CropTransform.from_box(box, self.image_size, self.crop_factor, side == "left")
+        patch = crop.crop_image(img, self.pad_value)
+        restart = self.per_frame or state.previous is None or not state.previous.found
+        model_state = None if restart else state.model_state
+        x = patch.astype(np.float32).transpose(2, 0, 1)[None] / np.float32(255.0)
+        params, model_state = self.engine(x, model_state)
+        out = self.decode(params[0], crop, k, box, side, reset=restart)
+        return out, PredictorState(model_state, out, k + 1)
+
+    # -- decoding ----------------------------------------------------------------------------
+    def decode(
+        self,
+        params: np.ndarray,
+        crop: CropTransform,
+        index: int = 0,
+        box: Box | None = None,
+        side: Side = "right",
+        reset: bool = False,
+    ) -> FrameOutput:
+        """26 crop-space parameters -> a :class:`FrameOutput` in the full image."""
+        p = np.asarray(params, dtype=np.float32).reshape(OUTPUT_DIM)
+        with torch.inference_mode():
+            dec = decode_params(torch.from_numpy(p)[None].to(self.device), self.hand_layer)
+        j3 = dec.joints3d[0].double().cpu().numpy()
+        v3 = dec.vertices3d[0].double().cpu().numpy()
+        j2 = crop.to_full(dec.joints2d[0].double().cpu().numpy())
+        v2 = crop.to_full(dec.vertices2d[0].double().cpu().numpy())
+        if crop.mirror:
+            j3, v3 = mirror_x(j3), mirror_x(v3)
+        scale = float(p[0]) / crop.scale
+        conf = None if box is None or box.score is None else float(box.score)
+        return FrameOutput(
+            index=int(index), found=True, side=side, box=box, crop=crop, params=p,
+            joints3d=j3, vertices3d=v3, joints2d=j2, vertices2d=v2, scale=scale,
+            confidence=conf, reset=bool(reset),
+        )  # fmt: skip
+
+    def faces_for(self, side: Side | None) -> np.ndarray:
+        """``(F, 3)`` faces wound counter-clockwise for ``side`` (mirroring flips the winding)."""
+        return self.faces[:, ::-1].copy() if side == "left" else self.faces
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    img = np.asarray(frame)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or min(img.shape[:2]) < 1:
+        raise PredictorError(f"a frame must be an (H, W, 3) RGB image, got shape {img.shape}")
+    if img.dtype != np.uint8:
+        if not np.issubdtype(img.dtype, np.floating) or not np.all(np.isfinite(img)):
+            raise PredictorError(f"a frame must be uint8 RGB (or float in [0, 1]), got {img.dtype}")
+        img = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    return img[..., :3]
+
+
+def scale_to_depth(scale_px_per_m: float, focal_px: float) -> float:
+    """Approximate wrist depth (metres) for a pinhole camera of focal length ``focal_px``."""
+    if not (scale_px_per_m > 0 and math.isfinite(scale_px_per_m)):
+        raise ValueError(
+            f"scale must be a positive number of pixels per metre, got {scale_px_per_m}"
+        )
+    return float(focal_px) / float(scale_px_per_m)

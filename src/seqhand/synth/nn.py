@@ -1,0 +1,389 @@
+"""Nearest-neighbour search in pose space behind one small interface.
+
+``index = build_nn(points, method)`` then ``indices, sqdist = index.query(queries, hint=None)``.
+``points`` is the ``(N, D)`` float32 search space (for pose flows: a bank's ``(N, 63)`` joints
+in metres); it is never written to.
+
+**Exact** means: the index ``i`` minimising ``sum_d (q_d - x_id)^2`` evaluated in float64 from
+the stored float32 numbers, ties broken by the lowest index. Exact methods return exactly that;
+the returned ``sqdist`` (squared metres, float64) is always that exact value for the returned
+index, whatever the method.
+
+Methods:
+
+============  ======  ============================================================================
+name          exact   how
+============  ======  ============================================================================
+pca-tree      yes     k-d tree over PCA-rotated points (data boxes on the leading components),
+                      depth-first search with box lower bounds, partial distances with early exit
+                      at the leaves, a float-error margin, then an exact float64 re-check of every
+                      candidate inside the margin. A ``hint`` (a bank index, e.g. the previous
+                      pose of a flow) seeds the search radius. Numba, parallel over queries.
+bruteforce    yes     float32 matmul with ``|x|^2 - 2 q.x`` (torch, blocked), top-k candidates
+                      re-checked in float64; a rigorous float32 error bound certifies each
+                      answer, uncertified queries are re-scanned in float64.
+faiss-flat    ~yes    FAISS ``IndexFlatL2`` (the standard baseline; float32, its own tie order).
+faiss-ivf     no      FAISS ``IndexIVFFlat`` (k-means cells, ``nprobe`` of them searched).
+============  ======  ============================================================================
+
+Use :func:`recall` to measure an approximate method against an exact one.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import warnings
+
+import numpy as np
+
+from seqhand.errors import MissingExtraError, SeqhandError
+
+
+class NNError(SeqhandError, ValueError):
+    """Bad input to a nearest-neighbour index (shape, dtype, unknown method)."""
+
+
+def _as_points(points: np.ndarray, name: str = "points") -> np.ndarray:
+    p = np.asarray(points)
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise NNError(f"{name} must be a non-empty (N, D) array, got shape {p.shape}")
+    if p.dtype != np.float32:
+        p = p.astype(np.float32)
+    return np.ascontiguousarray(p)
+
+
+def exact_sqdist(points: np.ndarray, indices: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``(Q,)`` float64 squared distances between ``queries (Q, D)`` and ``points[indices]``."""
+    diff = points[np.asarray(indices)].astype(np.float64) - np.asarray(queries, np.float64)
+    return np.einsum("qd,qd->q", diff, diff)
+
+
+def _pick_exact(points, queries, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best of the candidates ``(Q, K)`` (``-1`` = none) by exact float64 distance, ties to the
+    lowest index."""
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    diff = points[safe].astype(np.float64) - np.asarray(queries, np.float64)[:, None, :]
+    d = np.einsum("qkd,qkd->qk", diff, diff)
+    d[~valid] = np.inf
+    dmin = d.min(1)
+    big = np.iinfo(np.int64).max
+    idx = np.where(d == dmin[:, None], safe, big).min(1)
+    return idx.astype(np.int64), dmin
+
+
+class NearestNeighbour(abc.ABC):
+    """A nearest-neighbour index over ``(N, D)`` float32 points (never modified)."""
+
+    name: str = "abstract"
+    exact: bool = False
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+
+    @classmethod
+    def build(cls, points: np.ndarray, **options) -> NearestNeighbour:
+        """Build the index over ``points (N, D)``."""
+        return cls(_as_points(points), **options)
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.points.shape[1])
+
+    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
+        q = np.asarray(queries)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise NNError(f"queries must be (Q, {self.dim}), got shape {q.shape}")
+        return np.ascontiguousarray(q, dtype=np.float32)
+
+    def query(
+        self, queries: np.ndarray, hint: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest point of every query.
+
+        Args:
+            queries: ``(Q, D)`` points (float32 or float64; searched as float32 except where
+                an exact method re-checks in float64 - the query values are used as given).
+            hint: optional ``(Q,)`` indices of points known to be near each query (methods that
+                can use them start their search radius there; results do not depend on it).
+        Returns:
+            ``indices (Q,)`` int64 and ``sqdist (Q,)`` float64 exact squared distances.
+        """
+        q = np.asarray(queries)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise NNError(f"queries must be (Q, {self.dim}), got shape {q.shape}")
+        if len(q) == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        if hint is not None:
+            hint = np.asarray(hint, np.int64)
+            if hint.shape != (len(q),) or hint.min() < 0 or hint.max() >= len(self):
+                raise NNError(f"hint must be ({len(q)},) indices in [0, {len(self)})")
+        idx = self._query(q, hint)
+        return idx, exact_sqdist(self.points, idx, q)
+
+    @abc.abstractmethod
+    def _query(self, queries: np.ndarray, hint: np.ndarray | None) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Exact brute force (torch matmul + float64 re-check)
+# --------------------------------------------------------------------------------------------
+class BruteForceNN(NearestNeighbour):
+    """Exact brute force: float32 ``|x|^2 - 2 q.x`` in blocks, certified float64 re-check.
+
+    Args:
+        topk: candidates per query kept from the float32 pass.
+        query_block, point_block: block sizes of the matmul.
+    """
+
+    name = "bruteforce"
+    exact = True
+
+    def __init__(self, points, topk: int = 4, query_block: int = 2048, point_block: int = 1 << 18):
+        import torch
+
+        super().__init__(points)
+        self.topk = max(1, min(int(topk), len(points)))
+        self.query_block = int(query_block)
+        self.point_block = int(point_block)
+        with warnings.catch_warnings():  # read-only numpy arrays: we never write through torch
+            warnings.simplefilter("ignore", UserWarning)
+            self._x = torch.from_numpy(points)
+        self._xx = (self._x.double() ** 2).sum(1).float()
+        self._max_norm2 = float(self._xx.max())
+
+    def _query(self, queries, hint):
+        import torch
+
+        q32 = self._check_queries(queries)
+        out = np.empty(len(q32), np.int64)
+        k = self.topk
+        for lo in range(0, len(q32), self.query_block):
+            qb = torch.from_numpy(q32[lo : lo + self.query_block])
+            best_v = torch.full((len(qb), k), float("inf"))
+            best_i = torch.zeros((len(qb), k), dtype=torch.long)
+            for plo in range(0, len(self), self.point_block):
+                xb = self._x[plo : plo + self.point_block]
+                d = torch.addmm(self._xx[plo : plo + len(xb)], qb, xb.T, alpha=-2.0)
+                v, i = torch.topk(d, min(k, len(xb)), dim=1, largest=False)
+                allv = torch.cat([best_v, v], 1)
+                alli = torch.cat([best_i, i + plo], 1)
+                sel = torch.topk(allv, k, dim=1, largest=False).indices
+                best_v, best_i = allv.gather(1, sel), alli.gather(1, sel)
+            qd = queries[lo : lo + len(qb)]
+            idx, dmin = _pick_exact(self.points, qd, best_i.numpy())
+            # Certify: every non-candidate j has exact d_j >= approx_j - err >= kth - err.
+            qq = np.einsum("qd,qd->q", q32[lo : lo + len(qb)].astype(np.float64),
+                           q32[lo : lo + len(qb)].astype(np.float64))  # fmt: skip
+            err = 1e-5 * (qq + self._max_norm2) + 1e-12
+            kth = best_v[:, -1].double().numpy() + qq
+            bad = ~((kth - err > dmin) | (k >= len(self)))
+            for r in np.nonzero(bad)[0]:
+                idx[r] = self._scan_exact(qd[r])
+            out[lo : lo + len(qb)] = idx
+        return out
+
+    def _scan_exact(self, q: np.ndarray) -> int:
+        """Exact float64 scan for one query (rare fallback)."""
+        best, best_i = np.inf, 0
+        q = np.asarray(q, np.float64)
+        for plo in range(0, len(self), self.point_block):
+            d = ((self.points[plo : plo + self.point_block].astype(np.float64) - q) ** 2).sum(1)
+            i = int(d.argmin())
+            if d[i] < best:
+                best, best_i = float(d[i]), plo + i
+        return best_i
+
+
+# --------------------------------------------------------------------------------------------
+# FAISS
+# --------------------------------------------------------------------------------------------
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - depends on the install
+        raise MissingExtraError("faiss-cpu", "synth", "FAISS nearest-neighbour search") from None
+    return faiss
+
+
+class FaissFlatNN(NearestNeighbour):
+    """FAISS ``IndexFlatL2`` brute force (float32; near-ties may resolve differently)."""
+
+    name = "faiss-flat"
+    exact = False
+
+    def __init__(self, points, query_block: int = 4096):
+        super().__init__(points)
+        faiss = _faiss()
+        self.index = faiss.IndexFlatL2(points.shape[1])
+        self.index.add(points)
+        self.query_block = int(query_block)
+
+    def _query(self, queries, hint):
+        q = self._check_queries(queries)
+        out = np.empty(len(q), np.int64)
+        for lo in range(0, len(q), self.query_block):
+            out[lo : lo + self.query_block] = self.index.search(q[lo : lo + self.query_block], 1)[
+                1
+            ][:, 0]
+        return out
+
+
+class FaissIVFNN(NearestNeighbour):
+    """FAISS ``IndexIVFFlat`` (approximate): ``nlist`` k-means cells, ``nprobe`` searched."""
+
+    name = "faiss-ivf"
+    exact = False
+
+    def __init__(self, points, nlist: int | None = None, nprobe: int = 32, seed: int = 0):
+        super().__init__(points)
+        faiss = _faiss()
+        n, d = points.shape
+        nlist = int(nlist or max(1, min(4096, int(4 * math.sqrt(n)))))
+        quant = faiss.IndexFlatL2(d)
+        self.index = faiss.IndexIVFFlat(quant, d, nlist)
+        rng = np.random.default_rng(seed)
+        train = points[np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))]
+        self.index.cp.seed = int(seed)
+        self.index.train(train)
+        self.index.add(points)
+        self.index.nprobe = int(nprobe)
+
+    def _query(self, queries, hint):
+        q = self._check_queries(queries)
+        i = self.index.search(q, 1)[1][:, 0]
+        return np.where(i < 0, 0, i).astype(np.int64)
+
+
+def recall(found: np.ndarray, exact: np.ndarray, points: np.ndarray, queries: np.ndarray) -> float:
+    """Fraction of queries whose found neighbour is as near as the exact one (ties count)."""
+    d_found = exact_sqdist(points, found, queries)
+    d_exact = exact_sqdist(points, exact, queries)
+    return float(np.mean((np.asarray(found) == np.asarray(exact)) | (d_found <= d_exact)))
+
+
+# --------------------------------------------------------------------------------------------
+# The fast exact method: a k-d tree over PCA-rotated points
+# --------------------------------------------------------------------------------------------
+class PCATreeNN(NearestNeighbour):
+    """Exact nearest neighbour with a k-d tree over PCA-rotated points (numba, parallel).
+
+    Args:
+        leaf_size: points per leaf (about).
+        box_dims: leading principal components whose per-node data boxes bound the search.
+        margin_abs, margin_lin, margin_rel: float-error margin of the float32 search, in squared
+            units: ``abs + lin * sqrt(best) + rel * best`` (``lin`` covers float32 rounding of
+            the rotated coordinates, ``rel`` float32 sums); every point within ``best +
+            margin`` is re-checked in float64 on the original points.
+        max_candidates: re-check buffer per query (a query overflowing it - only possible with
+            many exact duplicates - is answered by brute force).
+    """
+
+    name = "pca-tree"
+    exact = True
+
+    def __init__(
+        self,
+        points,
+        leaf_size: int = 128,
+        box_dims: int = 8,
+        margin_abs: float = 1e-12,
+        margin_lin: float = 1e-6,
+        margin_rel: float = 3e-5,
+        max_candidates: int = 16,
+        pca_sample: int = 200_000,
+    ):
+        import numba
+
+        from seqhand.synth import _nn_kernels as kern
+
+        super().__init__(points)
+        n, d = points.shape
+        self.margins = np.array([margin_abs, margin_lin, margin_rel], np.float64)
+        self.max_candidates = int(max_candidates)
+        # PCA from an evenly spaced sample (float64), components by decreasing variance.
+        sample = points[np.linspace(0, n - 1, min(n, pca_sample)).astype(np.int64)]
+        centred = sample.astype(np.float64) - sample.astype(np.float64).mean(0)
+        self.mean = sample.astype(np.float64).mean(0)
+        cov = centred.T @ centred / len(centred)
+        w, v = np.linalg.eigh(cov)
+        self.rotation = v[:, ::-1].copy()  # (D, D) columns = components
+        self.dpad = ((d + 7) // 8) * 8
+        self.box_dims = int(min(box_dims, d))
+        # The tree only looks at the leading components: build it on those, then rotate every
+        # point once, directly into leaf order.
+        chunk = 1 << 18
+        lead = np.empty((n, self.box_dims), np.float32)
+        for lo in range(0, n, chunk):
+            lead[lo : lo + chunk] = (points[lo : lo + chunk] - self.mean) @ self.rotation[
+                :, : self.box_dims
+            ]
+        depth = max(0, math.ceil(math.log2(max(1.0, n / max(1, leaf_size)))))
+        self.depth = depth
+        with numba.parallel_chunksize(1):
+            perm, lo_arr, hi_arr = kern.build_tree(lead, depth, self.box_dims)
+        del lead
+        self.perm, self.lo, self.hi = perm, lo_arr, hi_arr
+        self.rows = np.zeros((n, self.dpad), np.float32)  # leaf order, PCA coordinates
+        for lo in range(0, n, chunk):
+            self.rows[lo : lo + chunk, :d] = (points[perm[lo : lo + chunk]] - self.mean) @ (
+                self.rotation
+            )
+        self.head = np.ascontiguousarray(self.rows[:, : kern.HEAD].T)  # dims-major
+        # Boxes from the stored rows themselves, so every bound holds bit for bit.
+        with numba.parallel_chunksize(1):
+            self.boxes = kern.node_boxes(self.rows, self.lo, self.hi, depth, self.box_dims)
+        self.pos = np.empty(n, np.int64)
+        self.pos[perm] = np.arange(n)
+        self.n_internal = (1 << depth) - 1
+
+    def project(self, queries: np.ndarray) -> np.ndarray:
+        """Queries ``(Q, D)`` in the tree's PCA coordinates, ``(Q, Dpad)`` float32."""
+        out = np.zeros((len(queries), self.dpad), np.float32)
+        out[:, : self.dim] = (np.asarray(queries, np.float64) - self.mean) @ self.rotation
+        return out
+
+    def _query(self, queries, hint):
+        import numba
+
+        from seqhand.synth import _nn_kernels as kern
+
+        q64 = np.ascontiguousarray(queries, dtype=np.float64)
+        qp = self.project(q64)
+        hint_pos = np.full(len(qp), -1, np.int64) if hint is None else self.pos[hint]
+        order = None
+        if hint is not None:  # neighbouring queries share tree nodes: search them in tree order
+            order = np.argsort(hint_pos, kind="stable")
+            qp, hint_pos, q64 = qp[order], hint_pos[order], q64[order]
+        with numba.parallel_chunksize(1):  # dynamic scheduling: robust to a busy core
+            idx = kern.query_tree(
+                self.head, self.rows, self.lo, self.hi, self.boxes, self.n_internal, qp, hint_pos,
+                self.margins, self.max_candidates, self.points, self.perm, q64,
+            )  # fmt: skip
+        overflow = idx < 0
+        if np.any(overflow):  # only possible with many exact duplicates in the bank
+            idx[overflow] = BruteForceNN(self.points)._query(q64[overflow], None)
+        if order is not None:
+            out = np.empty_like(idx)
+            out[order] = idx
+            idx = out
+        return idx
+
+
+METHODS: dict[str, type[NearestNeighbour]] = {
+    "pca-tree": PCATreeNN,
+    "bruteforce": BruteForceNN,
+    "faiss-flat": FaissFlatNN,
+    "faiss-ivf": FaissIVFNN,
+}
+
+
+def build_nn(points: np.ndarray, method: str = "pca-tree", **options) -> NearestNeighbour:
+    """Build a nearest-neighbour index over ``points (N, D)`` with a method of :data:`METHODS`."""
+    if method not in METHODS:
+        raise NNError(f"unknown nearest-neighbour method {method!r}; known: {sorted(METHODS)}")
+    return METHODS[method].build(points, **options)

@@ -1,0 +1,199 @@
+"""Pose flows (Eq. 5-7) on the built-in prior bank, and their camera / shape / template draws."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from seqhand.cli import main
+from seqhand.synth.bank import bank_from_prior, load_bank
+from seqhand.synth.flow import (
+    FlowConfig,
+    FlowError,
+    flow_randoms,
+    flow_statistics,
+    generate_flow,
+    generate_flows,
+    geodesic_flow,
+    linear_flow,
+)
+from seqhand.synth.nn import build_nn
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return bank_from_prior(None, 20_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def nn(bank):
+    return build_nn(bank.flat, "pca-tree")
+
+
+@pytest.fixture(scope="module")
+def flows(bank, nn):
+    return generate_flows(bank, nn, seed=5, start=0, count=200)
+
+
+def naive_flow(points: np.ndarray, initial: int, final: int, n: int, alpha: float) -> list[int]:
+    """Eq. 5-7 written out: float64 update, brute-force argmin, ties to the lowest index."""
+    p = points.astype(np.float64)
+    out = [initial]
+    for _ in range(1, n):
+        cur = p[out[-1]]
+        upd = cur - (alpha / n) * (cur - p[final])
+        d = ((p - upd) ** 2).sum(1)
+        out.append(int(np.flatnonzero(d == d.min())[0]))
+    return out
+
+
+def _digest(bank) -> str:
+    h = hashlib.sha256(bank.joints.tobytes())
+    h.update(bank.poses.tobytes())
+    return h.hexdigest()
+
+
+def test_flows_follow_eq_5_to_7(bank, flows):
+    ids, _ = flow_randoms(5, np.arange(30), len(bank))
+    for i in range(30):
+        want = naive_flow(bank.flat, ids[i, 0], ids[i, 1], 10, FlowConfig().alpha)
+        np.testing.assert_array_equal(flows.bank_indices[i], want)
+
+
+def test_every_frame_is_a_bank_pose_and_the_first_is_p_initial(bank, flows):
+    ids, _ = flow_randoms(5, flows.index, len(bank))
+    np.testing.assert_array_equal(flows.bank_indices[:, 0], ids[:, 0])
+    joints = flows.joints(bank)
+    assert joints.shape == (200, 10, 21, 3) and joints.dtype == np.float32
+    np.testing.assert_array_equal(joints, bank.joints[flows.bank_indices])
+    f = flows.flow(7, bank)
+    np.testing.assert_array_equal(f.joints, bank.joints[f.bank_indices])
+
+
+def test_distance_to_p_final_shrinks_on_average(bank, flows):
+    ids, _ = flow_randoms(5, flows.index, len(bank))
+    st = flow_statistics(bank.flat, flows.bank_indices, ids[:, 1])
+    d = np.array(st["dist_to_final_mm"])
+    assert np.all(np.diff(d) <= 1e-9)  # the mean never grows (a step snaps to a nearer pose)
+    assert d[-1] < 0.8 * d[0]
+    assert st["mean_step_mm"] > 0.5
+
+
+def test_same_seed_same_flow_and_index_independence(bank, nn, flows):
+    again = generate_flows(bank, nn, seed=5, start=0, count=200)
+    for name in ("bank_indices", "cam_rot", "cam_scale", "cam_trans", "betas", "template", "ego"):
+        assert getattr(again, name).tobytes() == getattr(flows, name).tobytes(), name
+    # Flow 17 alone, or inside another batch, is the same flow.
+    alone = generate_flow(bank, nn, seed=5, index=17)
+    part = generate_flows(bank, nn, seed=5, start=10, count=20)
+    np.testing.assert_array_equal(alone.bank_indices, flows.bank_indices[17])
+    np.testing.assert_array_equal(part.bank_indices[7], flows.bank_indices[17])
+    np.testing.assert_array_equal(alone.cam_rot, flows.cam_rot[17])
+    assert alone.index == 17 and alone.seed == 5
+    other = generate_flows(bank, nn, seed=6, start=0, count=200)
+    assert not np.array_equal(other.bank_indices, flows.bank_indices)
+
+
+def test_exact_methods_give_identical_flows(bank, flows):
+    bf = build_nn(bank.flat, "bruteforce")
+    np.testing.assert_array_equal(
+        generate_flows(bank, bf, seed=5, start=0, count=40).bank_indices, flows.bank_indices[:40]
+    )
+
+
+def test_bank_is_never_written(nn):
+    bank = bank_from_prior(None, 20_000, seed=3)
+    before = _digest(bank)
+    generate_flows(bank, nn, seed=1, start=0, count=100)
+    generate_flow(bank, nn, seed=2, index=3)
+    assert _digest(bank) == before
+    assert not bank.joints.flags.writeable and not bank.flat.flags.writeable
+
+
+def test_shape_template_and_views(flows):
+    assert np.all(np.abs(flows.betas) <= 2.0) and flows.betas.shape == (200, 10)
+    assert np.abs(flows.betas).max() > 1.5  # spread over the range
+    assert set(np.unique(flows.template)) <= set(range(FlowConfig().num_templates))
+    assert 0.3 < flows.ego.mean() < 0.7
+
+
+def test_camera_flows(flows):
+    cfg = FlowConfig()
+    n = cfg.n_frames
+    rot = Rotation.from_rotvec(flows.cam_rot.reshape(-1, 3)).as_matrix().reshape(200, n, 3, 3)
+    # Egocentric: the back of the hand (+z) faces the camera (-z), fingers (-y) up and away.
+    back = rot[..., :, 2]  # R applied to +z
+    fingers = -rot[..., :, 1]  # R applied to -y
+    ego = flows.ego
+    assert np.all(back[ego][..., 2] < 0)
+    assert np.all(fingers[ego][..., 1] < 0) and np.all(fingers[ego][..., 2] > 0)
+    third = back[~ego][:, 0, 2]
+    assert (third > 0.3).any() and (third < -0.3).any()  # palm and back views both occur
+    # Scale and translation follow Eq. 6 exactly (no snapping), toward an end value that is
+    # itself in range.
+    step = cfg.alpha / n
+    for x in (flows.cam_scale, flows.cam_trans):
+        end = x[:, 0] + (x[:, 1] - x[:, 0]) / step
+        np.testing.assert_allclose(x[:, 1:], x[:, :-1] - step * (x[:, :-1] - end[:, None]),
+                                   rtol=1e-9, atol=1e-9)  # fmt: skip
+    lo, hi = (f * cfg.image_size / cfg.hand_extent for f in cfg.fill)
+    s = flows.cam_scale
+    end = s[:, 0] + (s[:, 1] - s[:, 0]) / step
+    assert np.all((s >= lo - 1e-6) & (s <= hi + 1e-6))
+    assert np.all((end >= lo - 1e-6) & (end <= hi + 1e-6))
+
+
+def test_hands_stay_in_the_crop(bank, flows):
+    j = flows.joints(bank).astype(np.float64)  # (F, T, 21, 3)
+    rot = Rotation.from_rotvec(flows.cam_rot.reshape(-1, 3)).as_matrix().reshape(200, 10, 3, 3)
+    x2d = np.einsum("ftij,ftkj->ftki", rot, j)[..., :2] * flows.cam_scale[..., None, None]
+    x2d += flows.cam_trans[:, :, None, :]
+    inside = np.all((x2d >= 0) & (x2d < 224), axis=-1)
+    assert inside.mean() > 0.97
+    extent = x2d.max(2) - x2d.min(2)
+    assert np.median(extent.max(-1)) > 0.35 * 224  # the hand fills a good part of the frame
+
+
+def test_geodesic_and_linear_updates():
+    a = Rotation.from_rotvec([[0.0, 0.0, 0.0], [0.3, -0.2, 1.0]])
+    b = Rotation.from_rotvec([[0.0, 0.0, 2.0], [-1.0, 0.5, 0.2]])
+    flow = geodesic_flow(a, b, 10, 2.0)
+    np.testing.assert_allclose(flow[:, 0], a.as_rotvec())
+    z = flow[0, :, 2]  # about a fixed axis: the angle follows Eq. 6 exactly
+    np.testing.assert_allclose(z[1:], z[:-1] - 0.2 * (z[:-1] - 2.0), atol=1e-12)
+    r = Rotation.from_rotvec(flow[1])
+    gap = (r.inv() * b[1]).magnitude()
+    np.testing.assert_allclose(gap[1:], 0.8 * gap[:-1], atol=1e-9)  # 20 % of the geodesic gap
+    lin = linear_flow(np.array([[0.0, 10.0]]), np.array([[10.0, 0.0]]), 4, 2.0)
+    np.testing.assert_allclose(lin[0, :, 0], [0.0, 5.0, 7.5, 8.75])
+
+
+def test_config_errors(bank):
+    with pytest.raises(FlowError, match="alpha"):
+        FlowConfig(alpha=0.0)
+    with pytest.raises(FlowError, match="alpha"):
+        FlowConfig(n_frames=2, alpha=4.0)  # alpha / n >= 2: Eq. 6 would diverge
+    FlowConfig(n_frames=2, alpha=3.0)  # overshoots and comes back: allowed
+    with pytest.raises(FlowError, match="n_frames"):
+        FlowConfig(n_frames=0)
+    small = build_nn(bank.flat[:100], "bruteforce")
+    with pytest.raises(FlowError, match="points but the bank has"):
+        generate_flows(bank, small, seed=0, count=1)
+
+
+def test_single_frame_flows(bank, nn):
+    f = generate_flows(bank, nn, seed=1, count=5, config=FlowConfig(n_frames=1, alpha=1.0))
+    assert f.bank_indices.shape == (5, 1) and f.cam_rot.shape == (5, 1, 3)
+
+
+def test_cli_flows(tmp_path, bank):
+    bank.save(tmp_path / "b.npz")
+    assert main(["poses", "flows", str(tmp_path / "b.npz"), "--count", "6", "--seed", "2",
+                 "--out", str(tmp_path / "f.npz")]) == 0  # fmt: skip
+    with np.load(tmp_path / "f.npz") as z:
+        assert z["bank_indices"].shape == (6, 10) and z["joints"].shape == (6, 10, 21, 3)
+        np.testing.assert_array_equal(z["joints"], load_bank(tmp_path / "b.npz").joints[
+            z["bank_indices"]])  # fmt: skip

@@ -1,0 +1,275 @@
+"""``seqhand infer`` end to end: folders and videos in, results and videos out; bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from infer_fixtures import hand_layer, moving_offsets, paste, render_crops, sequence_params
+from seqhand.cli import main
+from seqhand.inference.crop import Box, full_frame_box
+from seqhand.inference.localize import mediapipe_available, write_boxes
+from seqhand.inference.pipeline import load_results
+from seqhand.inference.predictor import Predictor
+from seqhand.inference.video import read_video, write_video
+from seqhand.models import build_model
+from seqhand.training.checkpoint import load_model, save_model
+
+pytest.importorskip("av")
+
+S, H, W, T = 64, 120, 160, 5
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("infer")
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    with torch.no_grad():
+        model.head.out.weight.normal_(0, 0.05)
+    ck = save_model(model.eval(), root / "tiny.pt", image_size=S)
+    crops = render_crops(sequence_params(T, S, seed=4), S)["frames"]
+    off = moving_offsets(T, S, H, W)
+    frames = paste(crops, H, W, off)
+    base = full_frame_box(S, S)
+    boxes = {k: Box(base.x0 + x, base.y0 + y, base.x1 + x, base.y1 + y)
+             for k, (x, y) in enumerate(off)}  # fmt: skip
+    folder = root / "frames"
+    folder.mkdir()
+    for k, f in enumerate(frames):  # names sort naturally, not lexically
+        Image.fromarray(f).save(folder / f"frame{k * 5}.png")
+    box_file = write_boxes(root / "boxes.csv", boxes)
+    return {"root": root, "ckpt": ck, "frames": frames, "boxes": boxes, "folder": folder,
+            "box_file": box_file}  # fmt: skip
+
+
+def run(args, capsys):
+    code = main(["infer", *[str(a) for a in args], "--no-progress"])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_folder_with_boxes_end_to_end(setup, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, text, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out,
+                           "--boxes", setup["box_file"]], capsys)  # fmt: skip
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["overlay.mp4", "results.jsonl", "results.npz", "side_by_side.mp4",
+                     "summary.json"]  # fmt: skip
+    res = load_results(out)
+    # the same as the predictor run directly on the frames
+    model, _ = load_model(setup["ckpt"])
+    pred = Predictor(model, hand_layer(), image_size=S)
+    direct = list(pred.run(setup["frames"], [setup["boxes"][k] for k in range(T)]))
+    np.testing.assert_allclose(res["joints2d"], np.stack([o.joints2d for o in direct]), atol=1e-3)
+    np.testing.assert_allclose(res["params"], np.stack([o.params for o in direct]), atol=1e-5)
+    assert res["found"].all()
+    assert res["vertices3d"].shape == (T, hand_layer().num_vertices, 3)
+    np.testing.assert_array_equal(res["faces"], pred.faces)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == list(range(T))
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["complete"] and summ["frames"] == T and summ["frames_with_hand"] == T
+    video, fps = read_video(out / "overlay.mp4")
+    assert video.shape == (T, H, W, 3) and fps == pytest.approx(30)
+    sbs, _ = read_video(out / "side_by_side.mp4")
+    assert sbs.shape == (T, H, W + H, 3)
+    # the overlay differs from the frame where the hand is, and only around it
+    diff = np.abs(video.astype(int) - setup["frames"].astype(int)).sum(-1)
+    b = setup["boxes"][2]
+    assert diff[2, int(b.y0) : int(b.y1), int(b.x0) : int(b.x1)].mean() > 20
+
+
+def test_video_input_and_frames_without_a_hand(setup, tmp_path, capsys):
+    vid = write_video(tmp_path / "in.mp4", setup["frames"], fps=24, crf=12)
+    boxes = dict(setup["boxes"])
+    boxes[2] = None  # explicitly no hand
+    del boxes[4]  # not in the file: no hand either
+    bf = write_boxes(tmp_path / "b.csv", boxes)
+    out = tmp_path / "out"
+    code, text, _ = run([vid, "--checkpoint", setup["ckpt"], "--out", out, "--boxes", bf,
+                         "--no-side-view"], capsys)  # fmt: skip
+    assert code == 0
+    assert "no hand in 2 frames: 2, 4" in text
+    res = load_results(out)
+    assert res["found"].tolist() == [True, True, False, True, False]
+    assert np.isnan(res["joints3d"][2]).all() and np.isfinite(res["joints3d"][3]).all()
+    assert res["reset"].tolist() == [True, False, True, True, True]
+    assert float(res["fps"]) == pytest.approx(24)
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["no_hand_frames"] == [2, 4] and summ["complete"]
+    assert not (out / "side_by_side.mp4").exists()
+    assert read_video(out / "overlay.mp4")[0].shape[0] == T
+
+
+def test_truncated_video_writes_what_it_could(setup, tmp_path, capsys):
+    frames = np.concatenate([setup["frames"]] * 4)  # 20 frames
+    boxes = {k: setup["boxes"][k % T] for k in range(20)}
+    bf = write_boxes(tmp_path / "b.csv", boxes)
+    vid = write_video(tmp_path / "in.mp4", frames, crf=12)
+    data = vid.read_bytes()
+    vid.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "out"
+    code, text, _ = run([vid, "--checkpoint", setup["ckpt"], "--out", out, "--boxes", bf,
+                         "--no-video"], capsys)  # fmt: skip
+    assert code == 1
+    assert "truncated" in text and "complete = false" in text
+    summ = json.loads((out / "summary.json").read_text())
+    assert not summ["complete"] and 0 < summ["frames"] < 20
+    assert len(load_results(out)["found"]) == summ["frames"]
+    assert not list(out.glob("*.partial"))
+
+
+def test_unreadable_video_empty_folder_and_missing_input(setup, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    out = tmp_path / "out"
+    code, _, err = run([bad, "--checkpoint", setup["ckpt"], "--out", out, "--boxes",
+                        setup["box_file"]], capsys)  # fmt: skip
+    assert code == 2 and "unreadable video" in err and str(bad) in err
+    assert not out.exists() or not any(out.iterdir())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run([empty, "--checkpoint", setup["ckpt"], "--out", out, "--boxes",
+                        setup["box_file"]], capsys)  # fmt: skip
+    assert code == 2 and "no frames" in err
+    code, _, err = run([tmp_path / "nope.mp4", "--checkpoint", setup["ckpt"], "--out", out,
+                        "--boxes", setup["box_file"]], capsys)  # fmt: skip
+    assert code == 2 and "no such file" in err
+    code, _, err = run(["--checkpoint", setup["ckpt"], "--out", out], capsys)
+    assert code == 2 and "exactly one input" in err
+
+
+def test_zero_frame_video(setup, tmp_path, capsys):
+    import av
+
+    path = tmp_path / "zero.mp4"
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 64, 64, "yuv420p"
+        c.start_encoding()  # a header, no frame
+    assert path.is_file()
+    code, _, err = run([path, "--checkpoint", setup["ckpt"], "--out", tmp_path / "o", "--boxes",
+                        setup["box_file"]], capsys)  # fmt: skip
+    assert code == 2 and any(m in err for m in ("no frame", "no video stream", "unreadable"))
+    assert str(path) in err
+
+
+def test_unreadable_image_in_a_folder_is_recorded(setup, tmp_path, capsys):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for k, f in enumerate(setup["frames"]):
+        Image.fromarray(f).save(folder / f"{k:03d}.png")
+    (folder / "002.png").write_bytes(b"broken")
+    out = tmp_path / "out"
+    code, text, _ = run([folder, "--checkpoint", setup["ckpt"], "--out", out, "--boxes",
+                         setup["box_file"], "--no-video"], capsys)  # fmt: skip
+    assert code == 0 and "002.png" in text
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["unreadable_frames"] == [2] and summ["frames"] == T
+    res = load_results(out)
+    assert res["found"].tolist() == [True, True, False, True, True]
+
+
+def test_frames_of_another_size_still_make_a_video(setup, tmp_path, capsys):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for k, f in enumerate(setup["frames"]):
+        img = f if k != 3 else np.pad(f, ((0, 10), (0, 6), (0, 0)))
+        Image.fromarray(img).save(folder / f"{k}.png")
+    out = tmp_path / "out"
+    code, _, err = run([folder, "--checkpoint", setup["ckpt"], "--out", out, "--boxes",
+                        setup["box_file"], "--no-side-view"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert read_video(out / "overlay.mp4")[0].shape == (T, H, W, 3)
+    assert load_results(out)["found"].all()
+
+
+def test_onnx_runtime_and_per_frame_flags(setup, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    outs = {}
+    for name, extra in {"torch": [], "onnx": ["--runtime", "onnx"],
+                        "pf": ["--per-frame"]}.items():  # fmt: skip
+        out = tmp_path / name
+        args = [setup["folder"], "--checkpoint", setup["ckpt"], "--out", out]
+        code, text, err = run([*args, "--boxes", setup["box_file"], "--no-video", *extra], capsys)
+        assert code == 0, err
+        outs[name] = load_results(out)
+    np.testing.assert_allclose(outs["onnx"]["params"], outs["torch"]["params"], atol=1e-4)
+    assert outs["pf"]["reset"].all() and not outs["torch"]["reset"][1:].any()
+    assert np.abs(outs["pf"]["params"][-1] - outs["torch"]["params"][-1]).max() > 1e-4
+    summ = json.loads((tmp_path / "onnx" / "summary.json").read_text())
+    assert summ["runtime"] == "onnx"
+
+
+def test_tracking_from_one_box(setup, tmp_path, capsys):
+    b = setup["boxes"][0]
+    out = tmp_path / "out"
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out, "--box",
+                        f"{b.x0},{b.y0},{b.x1},{b.y1}", "--no-video"], capsys)  # fmt: skip
+    assert code == 0, err
+    res = load_results(out)
+    assert res["found"][0] and np.allclose(res["boxes"][0], b.as_array(), atol=1e-4)
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out, "--box",
+                        "1,2,3"], capsys)  # fmt: skip
+    assert code == 2 and "--box must be" in err
+
+
+@pytest.mark.skipif(mediapipe_available(), reason="mediapipe is installed")
+def test_no_localisation_without_mediapipe_is_a_clear_error(setup, tmp_path, capsys):
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path],
+                       capsys)  # fmt: skip
+    assert code == 2 and "--boxes" in err and "seqhand[detector]" in err
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path,
+                        "--detector", "mediapipe"], capsys)  # fmt: skip
+    assert code == 2 and "seqhand[detector]" in err
+
+
+class _Source:
+    """A frame source that fails after ``n`` frames with ``exc``."""
+
+    def __init__(self, frames, n, exc):
+        self.name, self.fps, self.expected_frames = "test", 30.0, len(frames)
+        self.problems, self.frames, self.n, self.exc = [], frames, n, exc
+
+    @property
+    def truncated(self):
+        return False
+
+    def __iter__(self):
+        for k, f in enumerate(self.frames):
+            if k == self.n:
+                raise self.exc
+            yield k, f
+
+
+def _predictor(setup):
+    from seqhand.inference.localize import GivenBoxes
+
+    model, _ = load_model(setup["ckpt"])
+    return Predictor(model, hand_layer(), image_size=S, box_source=GivenBoxes(setup["boxes"]))
+
+
+def test_ctrl_c_keeps_the_processed_frames(setup, tmp_path):
+    from seqhand.inference.pipeline import infer_video
+
+    summ = infer_video(_Source(setup["frames"], 3, KeyboardInterrupt()), _predictor(setup),
+                       tmp_path, progress=False)  # fmt: skip
+    assert summ.interrupted and not summ.complete and summ.frames == 3
+    assert len(load_results(tmp_path)["found"]) == 3
+    assert read_video(tmp_path / "overlay.mp4")[0].shape[0] == 3
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_crash_leaves_no_output_that_looks_complete(setup, tmp_path):
+    from seqhand.inference.pipeline import infer_video
+
+    with pytest.raises(RuntimeError, match="boom"):
+        infer_video(_Source(setup["frames"], 2, RuntimeError("boom")), _predictor(setup),
+                    tmp_path, progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
