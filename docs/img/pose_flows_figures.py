@@ -74,10 +74,11 @@ def main() -> None:
             verts = layer(go, theta, betas, transl).vertices.numpy()
         rot = Rotation.from_rotvec(f.cam_rot).as_matrix()
         cam = np.einsum("tij,tvj->tvi", rot, verts)
-        res = render_posed(cam, f.cam_scale, f.cam_trans, asset.f,
-                           np.broadcast_to(SKIN, (len(asset.v_template), 3)),
-                           np.tile([[0.3, -0.3, -0.9]], (10, 1)), 0.35, 224, 224,
-                           background=np.full((10, 224, 224, 3), 50, np.uint8), supersample=2)  # fmt: skip
+        colors = np.broadcast_to(SKIN, (len(asset.v_template), 3))
+        light = np.tile([[0.3, -0.3, -0.9]], (10, 1))
+        backdrop = np.full((10, 224, 224, 3), 50, np.uint8)
+        res = render_posed(cam, f.cam_scale, f.cam_trans, asset.f, colors, light, 0.35, 224, 224,
+                           background=backdrop, supersample=2)  # fmt: skip
         for k in range(10):
             ax = axs[i, k]
             ax.imshow(res.rgb[k])

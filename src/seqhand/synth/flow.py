@@ -9,6 +9,8 @@ step to the nearest pose of the bank (Euclidean over the 63 numbers of canonical
 
 for ``k = 1 .. n-1`` (``n`` frames in total, ``P_0`` included). ``P_updated`` is evaluated in
 float64; the search is exact (:mod:`seqhand.synth.nn`), ties go to the lowest bank index.
+When the bank is sparse relative to a step, ``P_k = P_{k-1}`` and the flow holds from there on
+(a fixed point of Eq. 6-7; see :data:`DEFAULT_ALPHA`).
 
 Per flow, independently of the pose: a *view mode* (third-person or egocentric), a weak-
 perspective camera ``(R, s, t)`` sampled for the start and for the end and updated with the
@@ -25,7 +27,7 @@ toward +x; see :mod:`seqhand.synth.bank`): ``R = I`` shows the palm with the fin
 * egocentric: the back of the hand toward the camera and the fingers pointing up and away:
   yaw = pi + U(-0.5, 0.5), pitch ~ U(-1.0, -0.2) (fingertips recede), roll ~ U(-0.6, 0.6), and
   the hand sits lower in the crop;
-* ``s`` makes a hand of ``hand_extent`` metres span a fraction U(0.55, 0.9) of the crop;
+* ``s`` makes a hand of ``hand_extent`` metres span a fraction U(0.6, 0.95) of the crop;
   ``t`` puts the canonical palm point ``centre`` at the crop centre plus U(-0.12, 0.12) of the
   crop per axis (egocentric: +0.08 down).
 

@@ -14,11 +14,13 @@ Methods:
 ============  ======  ============================================================================
 name          exact   how
 ============  ======  ============================================================================
-pca-tree      yes     k-d tree over PCA-rotated points (data boxes on the leading components),
-                      depth-first search with box lower bounds, partial distances with early exit
-                      at the leaves, a float-error margin, then an exact float64 re-check of every
-                      candidate inside the margin. A ``hint`` (a bank index, e.g. the previous
-                      pose of a flow) seeds the search radius. Numba, parallel over queries.
+pca-tree      yes     balanced k-d tree over PCA-rotated points (median splits and data boxes
+                      on the leading components), best-first search ordered by box lower bounds,
+                      leaf rows tested on 8 leading components (vectorised) then the rest with
+                      early exits, float32 with a float-error margin, then an exact float64
+                      re-check of every candidate inside the margin. A ``hint`` (a bank index,
+                      e.g. the previous pose of a flow) seeds the search radius and orders the
+                      queries for cache locality. Numba, parallel over queries.
 bruteforce    yes     float32 matmul with ``|x|^2 - 2 q.x`` (torch, blocked), top-k candidates
                       re-checked in float64; a rigorous float32 error bound certifies each
                       answer, uncertified queries are re-scanned in float64.
@@ -290,7 +292,7 @@ class PCATreeNN(NearestNeighbour):
         self,
         points,
         leaf_size: int = 128,
-        box_dims: int = 8,
+        box_dims: int = 6,
         margin_abs: float = 1e-12,
         margin_lin: float = 1e-6,
         margin_rel: float = 3e-5,
