@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_time, fmt_ms  # noqa: E402
 from mano_fixtures import random_mano_asset  # noqa: E402
-
 from seqhand.hand import HandLayer  # noqa: E402
 
 

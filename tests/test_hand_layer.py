@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mano_fixtures import random_mano_asset
 
+from mano_fixtures import random_mano_asset
 from seqhand.conventions import MANO21_TO_PROJECT
 from seqhand.hand import HandLayer
 
@@ -175,3 +175,14 @@ def test_matches_numpy_reference_lbs():
         torch.as_tensor(pose[None, :3]), torch.as_tensor(pose[None, 3:]), torch.as_tensor(betas[None])
     )
     assert np.abs(out.vertices[0].numpy() - verts).max() < 1e-10
+
+
+@pytest.mark.slow
+def test_compiled_skinning_equals_eager():
+    asset = random_mano_asset(seed=8)
+    eager = HandLayer(asset, pose_origin="flat")
+    compiled = HandLayer(asset, pose_origin="flat", compile=True)
+    g = torch.Generator().manual_seed(0)
+    args = (torch.randn(64, 3, generator=g), 0.5 * torch.randn(64, 45, generator=g),
+            torch.randn(64, 10, generator=g))  # fmt: skip
+    assert torch.allclose(eager(*args).vertices, compiled(*args).vertices, atol=1e-6)

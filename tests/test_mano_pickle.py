@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from mano_fixtures import random_mano_asset, write_mano_style_pickle
 
+from mano_fixtures import random_mano_asset, write_mano_style_pickle
 from seqhand.cli import main as cli_main
 from seqhand.hand import AssetError, HandLayer, load_asset
 from seqhand.hand.mano_pickle import UnsafePickleError, load_mano_pickle

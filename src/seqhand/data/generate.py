@@ -22,8 +22,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from seqhand.data.shards import (
     SCHEMA,
     SCHEMA_VERSION,

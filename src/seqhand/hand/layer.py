@@ -58,9 +58,10 @@ class HandLayer(nn.Module):
             Explicit on purpose: this choice is silently different between libraries.
         num_betas: how many shape directions to use (default: all in the asset, at most 10).
         dtype: dtype of the buffers (``float32`` or ``float64``).
-        compile: run the skinning core through ``torch.compile`` (fused CPU/GPU kernels, about
-            5-10x faster skinning at large batch; the first call per shape pays a compile of
-            ~15 s, cached on disk afterwards). Off by default.
+        compile: run the skinning core through ``torch.compile`` for batches of at least
+            :data:`COMPILE_MIN_BATCH` (fused kernels: ~2x the whole layer at batch 1,024 on a
+            CPU; smaller batches stay eager, where compiled calls cost more than they save).
+            The first call pays a compile of ~10-20 s, cached on disk afterwards. Off by default.
 
     The PCA basis (``hands_components``, one component per row) is always available; pass
     ``pose_pca`` with k <= 45 coefficients instead of ``hand_pose``.
@@ -76,7 +77,7 @@ class HandLayer(nn.Module):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self._skin = _compiled_skin() if compile else skin
+        self._compiled = _compiled_skin() if compile else None
         if pose_origin not in ("flat", "mean"):
             raise ValueError(f"pose_origin must be 'flat' or 'mean', got {pose_origin!r}")
         asset = load_asset(asset)
@@ -208,7 +209,8 @@ class HandLayer(nn.Module):
         # Skinning transforms: X -> G_R (X - J_rest) + G_t  =>  A_t = G_t - G_R J_rest.
         skin_t = glob_t - (glob_r @ j_rest.unsqueeze(-1)).squeeze(-1)
         a12 = torch.cat([glob_r, skin_t.unsqueeze(-1)], dim=-1).reshape(bsz, MANO_NUM_JOINTS, 12)
-        verts = self._skin(self.lbs_weights, a12, v_posed)
+        use_compiled = self._compiled is not None and bsz >= COMPILE_MIN_BATCH
+        verts = (self._compiled if use_compiled else skin)(self.lbs_weights, a12, v_posed)
 
         joints21 = torch.cat([glob_t, verts[:, self.tip_vertex_ids]], dim=1)[:, self.joint_order]
         if transl is not None:
@@ -241,6 +243,7 @@ def skin(weights: torch.Tensor, a12: torch.Tensor, v_posed: torch.Tensor) -> tor
 
 
 _COMPILED = None
+COMPILE_MIN_BATCH = 32
 
 
 def _compiled_skin():
