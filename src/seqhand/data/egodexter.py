@@ -32,9 +32,7 @@ from seqhand.data.types import (
     RealSample,
     format_error,
     list_images,
-    mirror_intrinsics,
-    mirror_points2d,
-    mirror_points3d,
+    mirror_view,
     project,
     read_image,
     require_dir,
@@ -153,11 +151,9 @@ class FingertipSequences(RealDataset):
         joints2d[valid] = project(joints3d[valid], K)
         mirrored = self.hand_side == "left"
         if mirrored:
-            w = image.shape[1]
-            image = np.ascontiguousarray(image[:, ::-1])
-            joints3d = np.where(valid[:, None], mirror_points3d(joints3d), 0.0)
-            joints2d = np.where(valid[:, None], mirror_points2d(joints2d, w), 0.0)
-            K = mirror_intrinsics(K, w)
+            image, joints3d, joints2d, K, _ = mirror_view(image, joints3d, joints2d, K)
+            joints3d = np.where(valid[:, None], joints3d, 0.0)  # unannotated stay 0
+            joints2d = np.where(valid[:, None], joints2d, 0.0)
         return RealSample(
             image=image,
             joints3d=joints3d,

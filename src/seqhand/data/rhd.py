@@ -30,9 +30,7 @@ from seqhand.data.types import (
     RealDataset,
     RealSample,
     format_error,
-    mirror_intrinsics,
-    mirror_points2d,
-    mirror_points3d,
+    mirror_view,
     read_gray,
     read_image,
     require_dir,
@@ -168,12 +166,7 @@ class RHD(RealDataset):
             mask = (labels >= lo) & (labels <= hi)
         mirrored = side == "left"
         if mirrored:
-            w = image.shape[1]
-            image = np.ascontiguousarray(image[:, ::-1])
-            mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
-            joints3d = mirror_points3d(joints3d)
-            joints2d = mirror_points2d(joints2d, w)
-            K = mirror_intrinsics(K, w)
+            image, joints3d, joints2d, K, mask = mirror_view(image, joints3d, joints2d, K, mask)
         return RealSample(
             image=image,
             joints3d=joints3d,

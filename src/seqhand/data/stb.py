@@ -36,9 +36,7 @@ from seqhand.data.types import (
     RealDataset,
     RealSample,
     format_error,
-    mirror_intrinsics,
-    mirror_points2d,
-    mirror_points3d,
+    mirror_view,
     project,
     read_image,
     require_dir,
@@ -212,11 +210,7 @@ class STB(RealDataset):
         K = self.K.copy()
         joints2d = project(joints3d, K)
         if self.mirror:
-            w = image.shape[1]
-            image = np.ascontiguousarray(image[:, ::-1])
-            joints3d = mirror_points3d(joints3d)
-            joints2d = mirror_points2d(joints2d, w)
-            K = mirror_intrinsics(K, w)
+            image, joints3d, joints2d, K, _ = mirror_view(image, joints3d, joints2d, K)
         return RealSample(
             image=image,
             joints3d=joints3d,

@@ -136,6 +136,19 @@ def mirror_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def mirror_view(image: np.ndarray, joints3d: np.ndarray, joints2d: np.ndarray, K: np.ndarray,
+                mask: np.ndarray | None = None):  # fmt: skip
+    """Mirror a left-hand view into a right-hand one: image (and mask) flipped left-right,
+    3D x -> -x, 2D u -> W-1-u, intrinsics mirrored so projecting the 3D gives the 2D again.
+
+    Returns ``(image, joints3d, joints2d, K, mask)``.
+    """
+    w = image.shape[1]
+    flip = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
+    return (np.ascontiguousarray(image[:, ::-1]), mirror_points3d(joints3d),
+            mirror_points2d(joints2d, w), mirror_intrinsics(K, w), flip)  # fmt: skip
+
+
 def unmirror_points(points: np.ndarray, mirrored: bool, width: int | None = None) -> np.ndarray:
     """Undo the boundary mirror on model outputs: 3D ``(..., 3)`` or, with ``width``, 2D."""
     if not mirrored:
