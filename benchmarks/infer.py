@@ -9,7 +9,8 @@ For each model (ResNet-18 and ResNet-50 SeqHAND-Net at 224 x 224, batch 1) it ti
 in PyTorch and in onnxruntime (the graph ``seqhand export`` writes, and the backbone exported
 alone), and prints frames per second and the ratios: ``step / backbone`` (the cost of the
 recurrent layer; target <= 1.30) and ``torch / onnx``. Target: ResNet-18 streaming >= 30 fps on
-2 cores with onnxruntime. Weights are random (speed does not depend on them). The functions
+2 cores with onnxruntime. Weights are random, batch-norm statistics calibrated on random
+images (``calibrate_batchnorm``) so that activations have a trained network's scale. The functions
 are timed in interleaved rounds and the best round is kept, so that load from other processes
 on a shared machine hits all of them alike; the load average is printed before and after.
 The arithmetic (multiply-accumulates of the convolutions and linear layers) is printed too.
@@ -34,6 +35,7 @@ from seqhand.inference.crop import Box  # noqa: E402
 from seqhand.inference.export import OnnxEngine, export_onnx  # noqa: E402
 from seqhand.inference.predictor import Predictor  # noqa: E402
 from seqhand.models import build_model, normalize_frames  # noqa: E402
+from seqhand.models.convlstm import ConvLSTMCell  # noqa: E402
 
 
 def ort_session(module: torch.nn.Module, x: torch.Tensor, threads: int):
@@ -62,8 +64,14 @@ def count_macs(fn, module: torch.nn.Module) -> int:
         elif isinstance(m, torch.nn.Linear):
             total[0] += out.numel() * m.in_features
 
+    def cell_hook(m, inp, out):  # the gate convolution, run as a matrix product at batch 1
+        total[0] += out[0].numel() * 4 * m.conv.in_channels * m.kernel_size**2
+
+    cells = [m for m in module.modules() if isinstance(m, ConvLSTMCell)]
+    skip = {id(m.conv) for m in cells}
     hs = [m.register_forward_hook(hook) for m in module.modules()
-          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]  # fmt: skip
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and id(m) not in skip]  # fmt: skip
+    hs += [m.register_forward_hook(cell_hook) for m in cells]
     try:
         with torch.inference_mode():
             fn()
@@ -71,6 +79,26 @@ def count_macs(fn, module: torch.nn.Module) -> int:
         for h in hs:
             h.remove()
     return total[0]
+
+
+def calibrate_batchnorm(model: torch.nn.Module, size: int, batches: int = 4) -> torch.nn.Module:
+    """Set the batch-norm statistics from a few random images, then ``eval()``.
+
+    With random weights and the initial statistics (mean 0, variance 1) the activations grow
+    through the ResNet to hundreds, the ConvLSTM's gates saturate and its arithmetic no longer
+    resembles a trained network's. Calibrated statistics keep activations at a trained
+    network's scale (about unit variance after every batch norm).
+    """
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(batches):
+            model(normalize_frames(torch.rand(2, 1, 3, size, size, generator=g)))
+    return model.eval()
 
 
 class Backbone(torch.nn.Module):
@@ -108,7 +136,7 @@ def interleaved_best(
 
 def bench_model(name: str, size: int, threads: int, rounds: int) -> dict[str, float]:
     torch.manual_seed(0)
-    model = build_model(name).eval()
+    model = calibrate_batchnorm(build_model(name), size)
     x01 = torch.rand(1, 3, size, size)
     x = normalize_frames(x01)
     with torch.inference_mode():

@@ -138,3 +138,42 @@ def test_bad_inputs():
         lay(torch.randn(2, 1, 3, 4, 4), (torch.zeros(2, 4, 5, 5), torch.zeros(2, 4, 5, 5)))
     with pytest.raises(ValueError, match="odd"):
         ConvLSTMCell(3, 4, kernel_size=2)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batch", [1, 4, 5])
+def test_matmul_gates_equal_convolution(kernel_size, bias, batch):
+    """Small batches take the im2col matrix-product path; it is the same convolution."""
+    torch.manual_seed(1)
+    cell = ConvLSTMCell(6, 4, kernel_size, bias=bias).double()
+    if bias:
+        with torch.no_grad():
+            cell.conv.bias.normal_()
+    xh = torch.randn(batch, 10, 5, 7, dtype=torch.float64, requires_grad=True)
+    out = cell._gates(xh)
+    ref = F.conv2d(xh, cell.conv.weight, cell.conv.bias, padding=kernel_size // 2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (xh, cell.conv.weight), g)
+    grads_ref = torch.autograd.grad(ref, (xh, cell.conv.weight), g)
+    for a, r in zip(grads, grads_ref):
+        torch.testing.assert_close(a, r, rtol=0, atol=1e-12)
+
+
+def test_state_has_no_subnormal_numbers():
+    """Saturated gates must not leave subnormals in the state (they slow CPUs down ~25x)."""
+    cell = ConvLSTMCell(3, 4)
+    with torch.no_grad():
+        cell.conv.weight.zero_()
+        cell.conv.bias.zero_()
+        cell.conv.bias[12:].fill_(-86.0)  # output gate sigmoid(-86) ~ 4.5e-38
+    x = torch.randn(1, 3, 4, 4)
+    h, c = cell(x, (torch.zeros(1, 4, 4, 4), torch.full((1, 4, 4, 4), 0.5)))
+    tiny = torch.finfo(torch.float32).tiny
+    for s in (h, c):
+        assert not ((s != 0) & (s.abs() < tiny)).any()
+    assert torch.equal(h, torch.zeros_like(h))
+    # without the flush h = sigmoid(-86) * tanh(0.25) would be subnormal: the test can fail
+    raw = torch.sigmoid(torch.tensor(-86.0)) * torch.tanh(torch.tensor(0.25))
+    assert 0 < raw.item() < tiny
