@@ -27,13 +27,21 @@ $(GL_STAMP): $(STAMP)
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(EGL_PKGS) >/dev/null 2>&1); fi
 	touch $(GL_STAMP)
 
+# Test-only: MediaPipe's hand detector (the `detector` extra), resolved together with the other
+# extras (it needs protobuf<5, so pip picks onnx/tensorboard versions that accept it). Best
+# effort: without it the real-detector tests skip with a reason.
+DET_STAMP := $(VENV)/.detector
+$(DET_STAMP): $(STAMP)
+	-$(PIP) install -q -e ".[synth,train,video,export,test,detector]"
+	touch $(DET_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/seqhand demo --out out/demo
 
-test: $(STAMP) $(GL_STAMP)
+test: $(STAMP) $(GL_STAMP) $(DET_STAMP)
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: $(STAMP) $(GL_STAMP)
+test-all: $(STAMP) $(GL_STAMP) $(DET_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

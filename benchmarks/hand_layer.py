@@ -60,6 +60,7 @@ def main() -> None:
         err = (out_a - out_b).abs().max().item()
         for mode in ("forward", "fwd+bwd"):
             if mode == "forward":
+
                 def f_ours(ours):
                     with torch.no_grad():
                         ours(go, hp, be)

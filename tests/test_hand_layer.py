@@ -71,7 +71,9 @@ def test_equals_smplx_mano(flat, mode):
     r = ref(global_orient=go, hand_pose=pose, betas=betas, transl=transl)
     assert torch.allclose(out.vertices, r.vertices, atol=1e-7, rtol=0)  # smplx adds 1e-8 to angles
     assert (out.vertices - r.vertices).abs().max() < 1e-6
-    assert torch.allclose(out.joints, _smplx_joints21(asset, r), atol=1e-7, rtol=0)  # smplx adds 1e-8 to angles
+    assert torch.allclose(
+        out.joints, _smplx_joints21(asset, r), atol=1e-7, rtol=0
+    )  # smplx adds 1e-8 to angles
 
 
 def test_outputs_shapes_and_transforms():
@@ -172,7 +174,9 @@ def test_matches_numpy_reference_lbs():
     verts = np.einsum("vab,vb->va", t[:, :3, :3], v) + t[:, :3, 3]
     layer = HandLayer(asset, pose_origin="flat", dtype=torch.float64)
     out = layer(
-        torch.as_tensor(pose[None, :3]), torch.as_tensor(pose[None, 3:]), torch.as_tensor(betas[None])
+        torch.as_tensor(pose[None, :3]),
+        torch.as_tensor(pose[None, 3:]),
+        torch.as_tensor(betas[None]),
     )
     assert np.abs(out.vertices[0].numpy() - verts).max() < 1e-10
 

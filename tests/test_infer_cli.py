@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from infer_fixtures import hand_layer, moving_offsets, paste, render_crops, sequence_params
 from seqhand.cli import main
 from seqhand.inference.crop import Box, full_frame_box
-from seqhand.inference.localize import mediapipe_available, write_boxes
+from seqhand.inference.localize import write_boxes
 from seqhand.inference.pipeline import load_results
 from seqhand.inference.predictor import Predictor
 from seqhand.inference.video import read_video, write_video
@@ -220,8 +221,8 @@ def test_tracking_from_one_box(setup, tmp_path, capsys):
     assert code == 2 and "--box must be" in err
 
 
-@pytest.mark.skipif(mediapipe_available(), reason="mediapipe is installed")
-def test_no_localisation_without_mediapipe_is_a_clear_error(setup, tmp_path, capsys):
+def test_no_localisation_without_mediapipe_is_a_clear_error(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if not installed
     code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path],
                        capsys)  # fmt: skip
     assert code == 2 and "--boxes" in err and "seqhand[detector]" in err

@@ -21,7 +21,6 @@ from seqhand.inference.localize import (
     MediaPipeDetector,
     Tracker,
     box_is_usable,
-    mediapipe_available,
     read_boxes,
     write_boxes,
 )
@@ -176,8 +175,8 @@ def test_box_is_usable():
 
 
 # -- MediaPipe -----------------------------------------------------------------------------------
-@pytest.mark.skipif(mediapipe_available(), reason="mediapipe is installed")
 def test_mediapipe_absent_says_which_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"seqhand\[detector\]"):
         MediaPipeDetector()
 

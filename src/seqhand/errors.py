@@ -9,6 +9,4 @@ class MissingExtraError(SeqhandError, ImportError):
     """An optional dependency is not installed; the message says which extra to install."""
 
     def __init__(self, package: str, extra: str, feature: str):
-        super().__init__(
-            f"{feature} needs the '{package}' package: pip install 'seqhand[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{package}' package: pip install 'seqhand[{extra}]'")

@@ -18,6 +18,11 @@ def register(sub) -> None:
 def _demo(args) -> int:
     from seqhand.demo import run_demo
 
-    run_demo(Path(args.out), hand_model=args.hand_model, quick=args.quick,
-             train_steps=args.train_steps, workers=args.workers)
+    run_demo(
+        Path(args.out),
+        hand_model=args.hand_model,
+        quick=args.quick,
+        train_steps=args.train_steps,
+        workers=args.workers,
+    )
     return 0

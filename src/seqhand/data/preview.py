@@ -45,8 +45,9 @@ def contact_sheet(sequences: list[dict], path: str | Path, joints: bool = True,
         frames = s["frames"][:max_frames]
         ann = s["ann"]
         tiles = [
-            draw_skeleton(f, ann["joints2d"][k], ann.get("visible", [None] * len(frames))[k],
-                          scale) if joints else Image.fromarray(f)  # fmt: skip
+            draw_skeleton(f, ann["joints2d"][k], ann.get("visible", [None] * len(frames))[k], scale)
+            if joints
+            else Image.fromarray(f)  # fmt: skip
             for k, f in enumerate(frames)
         ]
         rows.append(np.concatenate([np.asarray(t) for t in tiles], axis=1))

@@ -133,7 +133,9 @@ class SeqHandIndexed(torch.utils.data.Dataset):
         self.root = Path(root)
         manifest = read_manifest(self.root)
         if split not in manifest["splits"]:
-            raise ShardError(f"{self.root}: no split {split!r}; it has {sorted(manifest['splits'])}")
+            raise ShardError(
+                f"{self.root}: no split {split!r}; it has {sorted(manifest['splits'])}"
+            )
         self.split = split
         self.transform = transform
         self.index: list[tuple[Path, list[tuple[str, int, int]]]] = []

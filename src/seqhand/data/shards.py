@@ -119,10 +119,12 @@ def encode_sample(sample: dict, image_format: str = "jpg", jpeg_quality: int = 9
 def decode_sample(files: dict[str, bytes]) -> dict:
     """Inverse of :func:`encode_sample` (frames decoded to uint8 arrays)."""
     frame_keys = sorted(k for k in files if k.startswith("f") and k[1:3].isdigit())
-    frames = np.stack([np.asarray(Image.open(io.BytesIO(files[k])).convert("RGB")) for k in frame_keys])
+    frames = np.stack(
+        [np.asarray(Image.open(io.BytesIO(files[k])).convert("RGB")) for k in frame_keys]
+    )
     t = len(frame_keys)
     m = np.asarray(Image.open(io.BytesIO(files["mask.png"])))
-    masks = (m.reshape(t, m.shape[0] // t, m.shape[1]) > 127)
+    masks = m.reshape(t, m.shape[0] // t, m.shape[1]) > 127
     with np.load(io.BytesIO(files["ann.npz"]), allow_pickle=False) as z:
         ann = {k: z[k] for k in z.files}
     meta = json.loads(files["json"])

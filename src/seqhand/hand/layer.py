@@ -22,9 +22,7 @@ PoseOrigin = Literal["flat", "mean"]
 # Joints of MANO's tree grouped by depth; a level's transforms are composed in one batched op.
 _LEVELS = ((1, 4, 7, 10, 13), (2, 5, 8, 11, 14), (3, 6, 9, 12, 15))
 # Position, in the concatenation [root, level 1, level 2, level 3], of each MANO joint.
-_LEVEL_ORDER = torch.as_tensor(
-    np.argsort(np.array((0,) + sum(_LEVELS, ()))), dtype=torch.long
-)
+_LEVEL_ORDER = torch.as_tensor(np.argsort(np.array((0,) + sum(_LEVELS, ()))), dtype=torch.long)
 
 
 @dataclasses.dataclass

@@ -42,7 +42,9 @@ class _Inert:
         if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) form
             state = {**(state[0] or {}), **(state[1] or {})}
         if not isinstance(state, dict):
-            raise UnsafePickleError(f"unexpected state of type {type(state).__name__} for a {self.kind}")
+            raise UnsafePickleError(
+                f"unexpected state of type {type(state).__name__} for a {self.kind}"
+            )
         self.state = dict(state)
 
 
@@ -77,7 +79,13 @@ _NUMPY_ALLOWED = {
     ("numpy", "dtype"),
 }
 # Inert containers that chumpy objects' pickled state may hold.
-_SAFE_BUILTINS = {"object": object, "set": set, "frozenset": frozenset, "slice": slice, "bytes": bytes}
+_SAFE_BUILTINS = {
+    "object": object,
+    "set": set,
+    "frozenset": frozenset,
+    "slice": slice,
+    "bytes": bytes,
+}
 _CHUMPY_MODULES = ("chumpy.ch", "chumpy.reordering", "chumpy.ch_ops", "chumpy")
 _SPARSE_MODULES = ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
                    "scipy.sparse._csr", "scipy.sparse.compressed", "scipy.sparse")  # fmt: skip
@@ -123,7 +131,9 @@ def _to_array(key: str, value, source: str):
             cls = csc_matrix if s.get("format", "csc") == "csc" else csr_matrix
             return cls((s["data"], s["indices"], s["indptr"]), shape=shape).toarray()
         except (KeyError, TypeError, ValueError) as e:
-            raise AssetError(f"{source}: field '{key}' is a malformed sparse matrix ({e})") from None
+            raise AssetError(
+                f"{source}: field '{key}' is a malformed sparse matrix ({e})"
+            ) from None
     return value
 
 

@@ -21,12 +21,14 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -327,6 +329,14 @@ def mediapipe_available() -> bool:
     return importlib.util.find_spec("mediapipe") is not None
 
 
+@contextlib.contextmanager
+def _quiet_protobuf() -> Iterator[None]:
+    """Silence protobuf's deprecation warning about mediapipe 0.10.14's own code."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*GetPrototype", category=UserWarning)
+        yield
+
+
 class MediaPipeDetector:
     """MediaPipe's hand pipeline (palm detector + landmark model), offline, as a box source.
 
@@ -334,7 +344,8 @@ class MediaPipeDetector:
     side and the handedness score. Works with either MediaPipe API:
 
     * ``mediapipe.solutions.hands`` (mediapipe <= 0.10.21 wheels, which ship the palm-detection
-      and landmark models inside the wheel: nothing is downloaded);
+      and landmark models inside the wheel: nothing is downloaded). The ``detector`` extra pins
+      0.10.14, the last of them that runs with numpy 2;
     * the Tasks API ``HandLandmarker`` (newer 0.10.x wheels ship no hand model: pass
       ``model_path`` = a ``hand_landmarker.task`` file you downloaded once).
 
@@ -372,18 +383,20 @@ class MediaPipeDetector:
         self._landmarker = None
         solutions = getattr(mp, "solutions", None)
         if model_path is None and solutions is not None and hasattr(solutions, "hands"):
-            self._solution = solutions.hands.Hands(
-                static_image_mode=True,
-                max_num_hands=int(max_hands),
-                model_complexity=int(model_complexity),
-                min_detection_confidence=float(min_confidence),
-            )
+            with _quiet_protobuf():
+                self._solution = solutions.hands.Hands(
+                    static_image_mode=True,
+                    max_num_hands=int(max_hands),
+                    model_complexity=int(model_complexity),
+                    min_detection_confidence=float(min_confidence),
+                )
             return
         if model_path is None:
             raise SeqhandError(
                 f"mediapipe {getattr(mp, '__version__', '?')} ships no hand model in its wheel "
                 "(no mediapipe.solutions): pass a hand_landmarker.task file "
-                "(--detector-model PATH), or use mediapipe<=0.10.21, or give boxes (--boxes)"
+                "(--detector-model PATH), or install mediapipe 0.10.14 (pip install "
+                "'seqhand[detector]'), or give boxes (--boxes)"
             )
         if not Path(model_path).is_file():
             raise SeqhandError(f"{model_path}: no such MediaPipe model file")
@@ -404,7 +417,8 @@ class MediaPipeDetector:
         h, w = img.shape[:2]
         hands: list[tuple[np.ndarray, str, float]] = []
         if self._solution is not None:
-            res = self._solution.process(img)
+            with _quiet_protobuf():
+                res = self._solution.process(img)
             for lms, hd in zip(res.multi_hand_landmarks or [], res.multi_handedness or []):
                 pts = np.array([[p.x, p.y] for p in lms.landmark], dtype=np.float64)
                 cls = hd.classification[0]

@@ -38,7 +38,9 @@ def _frames_tensor(frames: np.ndarray, size: int) -> tuple[torch.Tensor, float]:
         raise ValueError(f"frames must be square crops, got {h}x{w}")
     factor = size / h
     if h != size:
-        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        t = F.interpolate(
+            t, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     return normalize_frames(t), factor
 
 

@@ -76,7 +76,7 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu"):
     if isinstance(ck, dict) and "seqhand" in ck and "state_dict" in ck:  # Lightning
         rec = dict(ck["seqhand"])
         prefix = "model."
-        state = {k[len(prefix):]: v for k, v in ck["state_dict"].items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in ck["state_dict"].items() if k.startswith(prefix)}
     elif isinstance(ck, dict) and ck.get("format") == FORMAT:
         rec, state = ck, ck["state_dict"]
     else:

@@ -36,8 +36,12 @@ class SeqHandModule(L.LightningModule):
         self.save_hyperparameters({"config": cfg})
         self.cfg = cfg
         m = cfg["model"]
-        self.model = model if model is not None else build_model(
-            m["name"], backbone_weights=m.get("backbone_weights"), **(m.get("kwargs") or {})
+        self.model = (
+            model
+            if model is not None
+            else build_model(
+                m["name"], backbone_weights=m.get("backbone_weights"), **(m.get("kwargs") or {})
+            )
         )
         self.decoder = HandDecoder(m.get("hand_model") or None)
         self.loss_fn = SeqHandLoss(LossWeights(**cfg.get("loss", {})))

@@ -66,8 +66,10 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         num_nodes=num_nodes,
         strategy=strategy,
         precision=precision,
-        logger=[CSVLogger(out_dir, name="logs", version=""),
-                TensorBoardLogger(out_dir, name="logs", version="")],  # fmt: skip
+        logger=[
+            CSVLogger(out_dir, name="logs", version=""),
+            TensorBoardLogger(out_dir, name="logs", version=""),
+        ],  # fmt: skip
         callbacks=[ckpt],
         val_check_interval=min(val_every, int(t["max_steps"])),
         check_val_every_n_epoch=None,
