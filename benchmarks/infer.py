@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seqhand.inference.crop import Box  # noqa: E402
+from seqhand.geometry.crop import Box  # noqa: E402
 from seqhand.inference.export import OnnxEngine, export_onnx  # noqa: E402
 from seqhand.inference.predictor import Predictor  # noqa: E402
 from seqhand.models import build_model, normalize_frames  # noqa: E402

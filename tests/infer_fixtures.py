@@ -117,7 +117,7 @@ class FullFrameOracle:
         self.size = size
 
     def __call__(self, frames01, state):
-        from seqhand.inference.crop import CropTransform
+        from seqhand.geometry.crop import CropTransform
 
         k = max(self.recorder.boxes)
         crop = CropTransform.from_box(self.recorder.boxes[k], self.size)

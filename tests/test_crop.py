@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqhand.inference.crop import Box, BoxError, CropTransform, full_frame_box
+from seqhand.geometry.crop import Box, BoxError, CropTransform, full_frame_box
 
 RNG = np.random.default_rng(7)
 

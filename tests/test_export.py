@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from infer_fixtures import hand_layer, render_crops, sequence_params  # noqa: E402
 from seqhand.cli import main  # noqa: E402
-from seqhand.inference.crop import full_frame_box  # noqa: E402
+from seqhand.geometry.crop import full_frame_box  # noqa: E402
 from seqhand.inference.export import (  # noqa: E402
     ExportError,
     OnnxEngine,

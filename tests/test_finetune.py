@@ -185,7 +185,7 @@ def test_repositioned_crops_keep_joints_on_their_dots(pretrained):
 
 
 def test_training_crop_ranges():
-    from seqhand.inference.crop import Box
+    from seqhand.geometry.crop import Box
 
     box = Box(100.0, 50.0, 180.0, 90.0)  # 80 x 40
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from infer_fixtures import hand_layer, moving_offsets, paste, render_crops, sequence_params
 from seqhand.cli import main
-from seqhand.inference.crop import Box, full_frame_box
+from seqhand.geometry.crop import Box, full_frame_box
 from seqhand.inference.localize import write_boxes
 from seqhand.inference.pipeline import load_results
 from seqhand.inference.predictor import Predictor

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from seqhand.errors import MissingExtraError, SeqhandError
-from seqhand.inference.crop import Box
+from seqhand.geometry.crop import Box
 from seqhand.inference.localize import (
     JOINT_BOX_EXPAND,
     BoxFileError,

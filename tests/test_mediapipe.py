@@ -15,7 +15,7 @@ import torch
 
 from infer_fixtures import moving_offsets, paste, render_crops, sequence_params
 from seqhand.cli import main
-from seqhand.inference.crop import Box
+from seqhand.geometry.crop import Box
 from seqhand.inference.localize import MediaPipeDetector, mediapipe_available
 from seqhand.inference.pipeline import load_results
 from seqhand.models import build_model

@@ -18,7 +18,7 @@ from infer_fixtures import (
     sequence_params,
 )
 from seqhand.conventions import WRIST
-from seqhand.inference.crop import Box, CropTransform, full_frame_box
+from seqhand.geometry.crop import Box, CropTransform, full_frame_box
 from seqhand.inference.localize import GivenBoxes, Tracker
 from seqhand.inference.predictor import FrameOutput, Predictor, PredictorError, PredictorState
 from seqhand.inference.smoothness import ground_truth_joints3d, temporal_smoothness

@@ -191,3 +191,9 @@ def split_output(params):
 # looks along +z with y down (an OpenCV-style frame).
 # --------------------------------------------------------------------------------------------
 IMAGE_SIZE = 224
+
+# Crops (seqhand.geometry.crop): a square of CROP_FACTOR x the longer side of the hand's tight
+# box, centred on the box (paper section 5, "Hand Localizations", after Boukhayma et al.).
+CROP_FACTOR = 2.2
+HAND_EXTENT_M = 0.18
+"""Typical length of a hand's tight bounding box, metres (wrist to middle fingertip)."""

@@ -65,7 +65,7 @@ def register(sub) -> None:
 
 
 def _parse_box(text: str):
-    from seqhand.inference.crop import Box
+    from seqhand.geometry.crop import Box
 
     try:
         vals = [float(v) for v in text.split(",")]

@@ -47,11 +47,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from seqhand.conventions import CROP_FACTOR, HAND_EXTENT_M
 from seqhand.data.types import RealSample
 from seqhand.errors import SeqhandError
 from seqhand.evaluation.evaluator import EvalFrame
-from seqhand.inference.crop import Box, CropTransform, full_frame_box
-from seqhand.models import CROP_FACTOR, HAND_EXTENT_M
+from seqhand.geometry.crop import Box, CropTransform, full_frame_box
 
 REAL_EVAL_DATASETS = ("stb", "egodexter", "dexter_object", "freihand")
 

@@ -7,7 +7,7 @@ writes a run's results and videos; :func:`export_onnx` writes the step as an ONN
 the state as explicit inputs/outputs. See docs/inference.md.
 """
 
-from seqhand.inference.crop import Box, BoxError, CropTransform, full_frame_box
+from seqhand.geometry.crop import Box, BoxError, CropTransform, full_frame_box
 from seqhand.inference.localize import (
     BoxFileError,
     BoxSource,

@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from seqhand.errors import MissingExtraError, SeqhandError
-from seqhand.inference.crop import SIDES, Box, BoxError
+from seqhand.geometry.crop import SIDES, Box, BoxError
 
 
 class BoxFileError(SeqhandError, ValueError):

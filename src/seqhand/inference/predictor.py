@@ -2,7 +2,7 @@
 
 ``Predictor.step(frame, state) -> (output, state)`` localises the hand (a
 :class:`~seqhand.inference.localize.BoxSource`), cuts the paper's square crop
-(:class:`~seqhand.inference.crop.CropTransform`; left hands are mirrored into the right hand
+(:class:`~seqhand.geometry.crop.CropTransform`; left hands are mirrored into the right hand
 the model knows), runs one step of the network with the previous state, decodes the 26
 parameters to a hand and maps it back to the full image (and left hands back to the left).
 ``run(frames)`` is the same as a generator over a video (detectron2's ``VideoVisualizer``
@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqhand.conventions import OUTPUT_DIM, mirror_x
+from seqhand.conventions import CROP_FACTOR, OUTPUT_DIM, mirror_x
 from seqhand.errors import SeqhandError
+from seqhand.geometry.crop import Box, CropTransform, Side
 from seqhand.hand.layer import HandLayer
-from seqhand.inference.crop import Box, CropTransform, Side
 from seqhand.inference.localize import BoxSource, box_is_usable
 from seqhand.models.decode import decode_params
-from seqhand.models.seqhandnet import CROP_FACTOR, normalize_frames
+from seqhand.models.seqhandnet import normalize_frames
 
 
 class PredictorError(SeqhandError, ValueError):

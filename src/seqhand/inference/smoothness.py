@@ -24,8 +24,8 @@ from seqhand.evaluation.metrics import (
     mpjpe,
     param_change,
 )
+from seqhand.geometry.crop import Box, full_frame_box
 from seqhand.geometry.rotations import axis_angle_to_matrix
-from seqhand.inference.crop import Box, full_frame_box
 from seqhand.inference.predictor import Predictor
 
 

@@ -41,14 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqhand.conventions import OUTPUT_DIM, OUTPUT_SLICES
+from seqhand.conventions import CROP_FACTOR, HAND_EXTENT_M, OUTPUT_DIM, OUTPUT_SLICES
 from seqhand.models.convlstm import ConvLSTM
 from seqhand.models.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNet, build_resnet
 
-HAND_EXTENT_M = 0.18
-"""Typical length of a hand's tight bounding box, metres (wrist to middle fingertip)."""
-CROP_FACTOR = 2.2
-"""Crop side / longer side of the hand's tight box (paper section 5, after Boukhayma et al.)."""
 _SOFTPLUS_INV_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_INV_ONE) == 1
 
 State = Any

@@ -8,7 +8,7 @@ recurrent layer frozen (the paper's ``Train_C``) or not (``Train``).
 
 **Crops.** As at test time (section 5, "Hand Localizations"): a square of ``2.2 x`` the longer
 side of the tight box of the valid ground-truth 2D joints, centred on the box
-(:class:`seqhand.inference.crop.CropTransform`), resized to ``image_size``. Crop pixels outside
+(:class:`seqhand.geometry.crop.CropTransform`), resized to ``image_size``. Crop pixels outside
 the image take the image's mean grey.
 
 **Re-positioning** (section 5: FreiHAND's hands are centred, so the paper "re-positions the hand
@@ -49,11 +49,12 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from seqhand.config import merge
+from seqhand.conventions import CROP_FACTOR
 from seqhand.data.types import RealSample, project
 from seqhand.errors import SeqhandError
-from seqhand.inference.crop import Box, CropTransform
+from seqhand.geometry.crop import Box, CropTransform
 from seqhand.losses import mask_distance_map
-from seqhand.models import CROP_FACTOR, normalize_frames
+from seqhand.models import normalize_frames
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from seqhand.conventions import CROP_FACTOR
 from seqhand.errors import SeqhandError
-from seqhand.models.seqhandnet import CROP_FACTOR
 
 Side = Literal["right", "left"]
 SIDES = ("right", "left")
