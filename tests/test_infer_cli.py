@@ -274,3 +274,37 @@ def test_a_crash_leaves_no_output_that_looks_complete(setup, tmp_path):
         infer_video(_Source(setup["frames"], 2, RuntimeError("boom")), _predictor(setup),
                     tmp_path, progress=False)  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_webcam_input(setup, tmp_path, capsys, monkeypatch):
+    """--webcam N opens /dev/videoN with v4l2 (here: a stand-in that plays a video file)."""
+    import av
+
+    vid = write_video(tmp_path / "cam.mp4", setup["frames"], fps=24, crf=12)
+    opened = {}
+    real_open = av.open
+
+    def fake_open(url, format=None, options=None, **kw):
+        opened.update(url=url, format=format)
+        return real_open(str(vid))
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(av, "open", fake_open)
+    out = tmp_path / "out"
+    code, _, err = run(["--webcam", "3", "--checkpoint", setup["ckpt"], "--out", out,
+                        "--box", "{},{},{},{}".format(*setup["boxes"][0].as_array()),
+                        "--no-video"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert opened == {"url": "/dev/video3", "format": "v4l2"}
+    res = load_results(out)
+    assert len(res["found"]) == T and res["found"].all()
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["input"] == "webcam:3" and summ["complete"]
+
+
+def test_missing_webcam_is_a_clear_error(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    code, _, err = run(["--webcam", "97", "--checkpoint", setup["ckpt"], "--out", tmp_path / "o",
+                        "--box", "1,2,30,40"], capsys)  # fmt: skip
+    assert code == 2 and "webcam 97" in err and "/dev/video97" in err
+    assert not (tmp_path / "o" / "results.npz").exists()
