@@ -10,6 +10,7 @@ crop must show each joint's dot under its ground-truth 2D position.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -253,8 +254,9 @@ def test_fingertip_box_is_widened_to_a_hand():
     valid[TIP_IDS] = True
     j2 = np.zeros((21, 2))
     j2[valid] = project(j3[valid], K)
-    s = RealSample(np.zeros((480, 640, 3), np.uint8), j3, j2, valid, K, None, None, None,
-                   "egodexter", 0, "Desk", 0, False, "wrist")  # fmt: skip
+    s = RealSample(image=np.zeros((480, 640, 3), np.uint8), joints3d=j3, joints2d=j2,
+                   joint_valid=valid, K=K, dataset="egodexter", index=0,
+                   sequence_id="Desk")  # fmt: skip
     tight = oracle_box(s)
     wide = oracle_box(s, min_hand_m=0.18)
     assert tight.longer_side == pytest.approx(600 * 0.04 / 0.5)
@@ -263,8 +265,7 @@ def test_fingertip_box_is_widened_to_a_hand():
     assert wide.center == pytest.approx(tight.center)
     # a sequence whose first frame is unannotated borrows the next frame's crop; a sequence
     # with no annotation at all is cropped to the whole image
-    empty = RealSample(s.image, j3, j2, np.zeros(21, bool), K, None, None, None, "egodexter", 1,
-                       "Desk", 1, False, "wrist")  # fmt: skip
+    empty = dataclasses.replace(s, joint_valid=np.zeros(21, bool), index=1, frame_index=1)
     c = sequence_crops([empty, s, empty], 64, fingertips_only=True)
     assert c[0] == c[1] == c[2]
     whole = sequence_crops([empty], 64)[0]

@@ -160,15 +160,11 @@ class FingertipSequences(RealDataset):
             joints2d=joints2d,
             joint_valid=valid,
             K=K,
-            mask=None,
-            verts3d=None,
-            mano=None,
             dataset=self.name,
             index=index,
             sequence_id=seq,
             frame_index=frame,
             mirrored=mirrored,
-            root_kind="wrist",
             image_path=str(path),
         )
 

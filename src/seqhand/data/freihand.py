@@ -203,10 +203,6 @@ class FreiHAND(RealDataset):
             mano=mano,
             dataset=self.name,
             index=index,
-            sequence_id=None,
-            frame_index=0,
-            mirrored=False,
-            root_kind="wrist",
             metric_scale=None if self.scale is None else float(self.scale[i]),
             image_path=str(img_path),
         )

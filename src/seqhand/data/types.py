@@ -64,7 +64,7 @@ class ManoParams:
     extras: dict = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class RealSample:
     """One frame of a real benchmark, in the project's conventions.
 
@@ -96,15 +96,15 @@ class RealSample:
     joints2d: np.ndarray | None
     joint_valid: np.ndarray
     K: np.ndarray | None
-    mask: np.ndarray | None
-    verts3d: np.ndarray | None
-    mano: ManoParams | None
     dataset: str
     index: int
-    sequence_id: str | None
-    frame_index: int
-    mirrored: bool
-    root_kind: RootKind
+    mask: np.ndarray | None = None
+    verts3d: np.ndarray | None = None
+    mano: ManoParams | None = None
+    sequence_id: str | None = None
+    frame_index: int = 0
+    mirrored: bool = False
+    root_kind: RootKind = "wrist"
     joint_visible: np.ndarray | None = None
     metric_scale: float | None = None
     image_path: str = ""
