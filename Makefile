@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # Test-only: the OpenGL reference renderer (pyrender on headless EGL). Best effort: without it
 # the reference tests skip with a reason; everything else still runs.
 GL_STAMP := $(VENV)/.gl
-EGL_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri
+EGL_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libglib2.0-0  # the last two: opencv (mediapipe)
 $(GL_STAMP): $(STAMP)
 	-$(PIP) install -q "pyrender>=0.1.45"
 	-if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
