@@ -308,3 +308,18 @@ def test_missing_webcam_is_a_clear_error(setup, tmp_path, capsys, monkeypatch):
                         "--box", "1,2,30,40"], capsys)  # fmt: skip
     assert code == 2 and "webcam 97" in err and "/dev/video97" in err
     assert not (tmp_path / "o" / "results.npz").exists()
+
+
+def test_side_option_overrides_the_boxes_side(setup, tmp_path, capsys):
+    boxes = {k: Box(*b.as_array(), side="left") for k, b in setup["boxes"].items()}
+    bf = write_boxes(tmp_path / "b.csv", boxes)
+    for side, left in (("right", False), (None, True)):
+        out = tmp_path / f"out_{side}"
+        extra = ["--side", side] if side else []
+        code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out,
+                            "--boxes", bf, "--no-video", *extra], capsys)  # fmt: skip
+        assert code == 0, err
+        assert (load_results(out)["left"] == left).all()
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path / "x",
+                        "--box", "1,2,30,40", "--redetect", "-1"], capsys)  # fmt: skip
+    assert code == 2 and "--redetect must be >= 0" in err

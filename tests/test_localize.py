@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from seqhand.errors import MissingExtraError, SeqhandError
-from seqhand.geometry.crop import Box
+from seqhand.geometry.crop import Box, BoxError
 from seqhand.inference.localize import (
     JOINT_BOX_EXPAND,
     BoxFileError,
     BoxSource,
     FirstOf,
+    FixedSide,
     GivenBoxes,
     MediaPipeDetector,
     Tracker,
@@ -165,6 +166,35 @@ def test_refresh_prefers_the_start_source():
     tr = Tracker(given, refresh=True)
     assert tr(1, FRAME, prev(j, last)) == Box(0, 0, 10, 10)
     assert tr(2, FRAME, prev(j, last)) is not None  # no user box: tracked
+
+
+def test_periodic_refresh_pulls_a_drifting_track_back():
+    j = hand_joints(100, 100, 30.0)  # the model's joints: the track would stay here
+    last = Box(85, 85, 115, 115)
+    asked = []
+
+    def detector(index, frame, previous):
+        asked.append(index)
+        return Box(200, 40, 240, 80, side="left")  # the hand is really here
+
+    tr = Tracker(detector, refresh=3)
+    boxes = {k: tr(k, FRAME, prev(j, last)) for k in range(1, 8)}
+    assert asked == [3, 6]  # every 3rd frame only, while the track holds
+    assert boxes[3] == boxes[6] == Box(200, 40, 240, 80, side="left")
+    assert boxes[4].center == pytest.approx((100, 100), abs=15)  # tracked in between
+    # a lost track still asks the detector at once, whatever the period
+    assert tr(5, FRAME, prev(j, last, found=False)) is not None and asked[-1] == 5
+    with pytest.raises(ValueError, match="refresh"):
+        Tracker(detector, refresh=-1)
+
+
+def test_fixed_side_overrides_the_sources_side():
+    src = GivenBoxes({0: Box(0, 0, 10, 10, side="left"), 1: Box(0, 0, 10, 10)})
+    fixed = FixedSide(src, "right")
+    assert fixed(0, FRAME, None).side == "right" and fixed(1, FRAME, None).side == "right"
+    assert fixed(2, FRAME, None) is None
+    with pytest.raises(BoxError):
+        FixedSide(src, "both")
 
 
 def test_box_is_usable():

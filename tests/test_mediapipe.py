@@ -102,3 +102,16 @@ def test_infer_cli_with_the_detector(video, tmp_path, capsys):
     assert np.all(np.linalg.norm(centres[ok] - truth[ok], axis=-1) < 30)
     summ = json.loads((out / "summary.json").read_text())
     assert summ["complete"]
+
+    # tracking between detections, re-detecting every 3rd frame (a random model's joints
+    # carry the box in between): the detector's confidence marks the frames it boxed
+    out2 = tmp_path / "out2"
+    code = main(["infer", str(folder), "--checkpoint", str(ck), "--out", str(out2),
+                 "--detector", "mediapipe", "--redetect", "3", "--side", "left", "--no-video",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    res2 = load_results(out2)
+    detected = np.isfinite(res2["confidence"])
+    assert detected[0] and not detected[1] and not detected[2]
+    assert detected[3::3].sum() >= len(detected[3::3]) // 2
+    assert res2["left"][res2["found"]].all()  # --side left wins over MediaPipe's "right"

@@ -37,8 +37,15 @@ def register(sub) -> None:
         "--detect-every-frame", action="store_true",
         help="with --detector: detect in every frame instead of tracking between detections",
     )  # fmt: skip
-    p.add_argument("--side", choices=["right", "left"], default="right",
-                   help="hand side when the box does not say (default: right)")  # fmt: skip
+    loc.add_argument(
+        "--redetect", type=int, default=10, metavar="N",
+        help="with --detector: also detect every N frames while tracking, and prefer the "
+        "detector's box (pulls back a drifting track; 0: only when the track is lost; "
+        "default 10)",
+    )  # fmt: skip
+    p.add_argument("--side", choices=["right", "left"],
+                   help="the hand's side for every frame, whatever a box or the detector says "
+                   "(default: the box's side, else right)")  # fmt: skip
     p.add_argument("--per-frame", action="store_true",
                    help="reset the recurrent state at every frame (for comparison)")  # fmt: skip
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
@@ -84,6 +91,8 @@ def build_box_source(args):
 
     if args.boxes and args.box:
         raise SeqhandError("give either --boxes FILE or --box x0,y0,x1,y1, not both")
+    if args.redetect < 0:
+        raise SeqhandError(f"--redetect must be >= 0 frames, got {args.redetect}")
     if args.boxes:
         given = GivenBoxes.from_file(args.boxes)
         if not len(given):
@@ -93,7 +102,7 @@ def build_box_source(args):
         start = _parse_box(args.box)
         if args.detector:
             det = MediaPipeDetector(mirrored_input=args.mirrored, model_path=args.detector_model)
-            return Tracker(FirstOf(GivenBoxes({0: start}), det))
+            return Tracker(FirstOf(GivenBoxes({0: start}), det), refresh=args.redetect)
         return Tracker(start)
     # default: the detector (a clear message if the optional extra is missing)
     try:
@@ -105,12 +114,13 @@ def build_box_source(args):
             f"no hand localisation: give --boxes FILE or --box x0,y0,x1,y1, or install the "
             f"detector ({e})"
         ) from None
-    return det if args.detect_every_frame else Tracker(det)
+    return det if args.detect_every_frame else Tracker(det, refresh=args.redetect)
 
 
 def _infer(args) -> int:
     import torch
 
+    from seqhand.inference.localize import FixedSide
     from seqhand.inference.pipeline import infer_video
     from seqhand.inference.predictor import Predictor
     from seqhand.inference.video import open_frames
@@ -130,9 +140,11 @@ def _infer(args) -> int:
     try:
         source = open_frames(args.input, webcam=args.webcam, fps=args.fps)
         box_source = build_box_source(args)
+        if args.side:
+            box_source = FixedSide(box_source, args.side)
         predictor = Predictor.from_checkpoint(
             args.checkpoint, runtime=args.runtime, onnx=args.onnx, box_source=box_source,
-            side=args.side, per_frame=args.per_frame, onnx_threads=args.threads,
+            side=args.side or "right", per_frame=args.per_frame, onnx_threads=args.threads,
         )  # fmt: skip
         summary = infer_video(
             source, predictor, Path(args.out), videos=not args.no_video,

@@ -243,8 +243,10 @@ class Tracker:
     ``expand``) is blended with the previous box,
     ``box = smoothing * previous_box + (1 - smoothing) * joint_box`` (centre and size), unless
     the track is lost; otherwise (first frame, no hand, lost track) ``start`` is asked. With
-    ``refresh=True`` ``start`` is asked on every frame and its box, when it has one, wins (user
-    boxes stay authoritative; the tracker fills the gaps).
+    ``refresh=N`` ``start`` is also asked on every N-th frame (``refresh=1`` or ``True``: every
+    frame) and its box, when it has one, wins: user boxes stay authoritative (the tracker fills
+    their gaps), and a detector pulls back a track that drifted - a weak model's joints can
+    lead the box off the hand without breaking any lost-track rule.
 
     Lost-track rule - the joint box is refused when any of:
 
@@ -259,14 +261,15 @@ class Tracker:
             :class:`Box` used for frame 0.
         smoothing: weight of the previous box in [0, 1) (0 = no smoothing).
         expand: factor applied to the joints' tight box (see :data:`JOINT_BOX_EXPAND`).
-        refresh: ask ``start`` every frame and prefer its boxes.
+        refresh: ask ``start`` every ``refresh`` frames (``0``: only when there is no track)
+            and prefer its boxes.
         min_size, max_scale_change, min_confidence: the lost-track rule.
     """
 
     start: BoxSource | Box | None = None
     smoothing: float = 0.3
     expand: float = JOINT_BOX_EXPAND
-    refresh: bool = False
+    refresh: int = 0
     min_size: float = 8.0
     max_scale_change: float = 2.0
     min_confidence: float = 0.0
@@ -276,6 +279,9 @@ class Tracker:
             self.start = GivenBoxes({0: self.start})
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing}")
+        self.refresh = int(self.refresh)
+        if self.refresh < 0:
+            raise ValueError(f"refresh must be >= 0 frames, got {self.refresh}")
 
     def track(self, frame: np.ndarray, previous: Observation | None) -> Box | None:
         """The tracked box from ``previous``, or ``None`` when there is no track / it is lost."""
@@ -307,16 +313,35 @@ class Tracker:
         return Box(ncx - nw / 2, ncy - nh / 2, ncx + nw / 2, ncy + nh / 2, side=side)
 
     def __call__(self, index: int, frame: np.ndarray, previous: Observation | None) -> Box | None:
-        if self.refresh and self.start is not None:
+        asked = self.refresh > 0 and index % self.refresh == 0 and self.start is not None
+        if asked:
             b = self.start(index, frame, previous)
             if b is not None:
                 return b
         b = self.track(frame, previous)
         if b is not None:
             return b
-        if self.start is None or self.refresh:
+        if self.start is None or asked:
             return None
         return self.start(index, frame, previous)
+
+
+@dataclasses.dataclass
+class FixedSide:
+    """Wrap a box source and set every box's side to ``side`` (``seqhand infer --side``):
+    for when the side is known and a detector's handedness is not to be trusted (MediaPipe's
+    can flip when a hand is seen from the back)."""
+
+    source: BoxSource
+    side: str
+
+    def __post_init__(self) -> None:
+        if self.side not in SIDES:
+            raise BoxError(f"side must be one of {SIDES}, got {self.side!r}")
+
+    def __call__(self, index: int, frame: np.ndarray, previous: Observation | None) -> Box | None:
+        b = self.source(index, frame, previous)
+        return None if b is None else dataclasses.replace(b, side=self.side)
 
 
 # --------------------------------------------------------------------------------------------
