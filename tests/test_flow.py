@@ -38,15 +38,26 @@ def flows(bank, nn):
     return generate_flows(bank, nn, seed=5, start=0, count=200)
 
 
-def naive_flow(points: np.ndarray, initial: int, final: int, n: int, alpha: float) -> list[int]:
-    """Eq. 5-7 written out: float64 update, brute-force argmin, ties to the lowest index."""
+def naive_flow(
+    points: np.ndarray, initial: int, final: int, n: int, alpha: float, literal: bool = True
+) -> list[int]:
+    """Eq. 5-7 written out: float64 update, brute-force argmin, ties to the lowest index.
+    Not ``literal``: a step landing on P_{k-1} or P_{k-2} takes the nearest pose other than
+    those two, and a flow at P_final rests."""
     p = points.astype(np.float64)
     out = [initial]
     for _ in range(1, n):
+        if not literal and out[-1] == final:
+            out.append(final)
+            continue
         cur = p[out[-1]]
         upd = cur - (alpha / n) * (cur - p[final])
         d = ((p - upd) ** 2).sum(1)
-        out.append(int(np.flatnonzero(d == d.min())[0]))
+        best = int(np.flatnonzero(d == d.min())[0])
+        if not literal and best in out[-2:]:
+            d[out[-2:]] = np.inf
+            best = int(np.flatnonzero(d == d.min())[0])
+        out.append(best)
     return out
 
 
@@ -56,11 +67,32 @@ def _digest(bank) -> str:
     return h.hexdigest()
 
 
-def test_flows_follow_eq_5_to_7(bank, flows):
+def test_flows_follow_eq_5_to_7(bank, nn, flows):
     ids, _ = flow_randoms(5, np.arange(30), len(bank))
+    literal = generate_flows(bank, nn, seed=5, start=0, count=30,
+                             config=FlowConfig(literal=True))  # fmt: skip
     for i in range(30):
         want = naive_flow(bank.flat, ids[i, 0], ids[i, 1], 10, FlowConfig().alpha)
+        np.testing.assert_array_equal(literal.bank_indices[i], want)
+        want = naive_flow(bank.flat, ids[i, 0], ids[i, 1], 10, FlowConfig().alpha, literal=False)
         np.testing.assert_array_equal(flows.bank_indices[i], want)
+
+
+def test_flows_do_not_freeze_or_swing_back(bank, nn, flows):
+    """Literal Eq. 7 freezes most flows on a sparse bank; the default rule keeps them moving:
+    a pose repeats only once the flow has reached P_final, and never returns to P_{k-2}."""
+    ids, _ = flow_randoms(5, np.arange(200), len(bank))
+    bi = flows.bank_indices
+    repeat = bi[:, 1:] == bi[:, :-1]
+    assert np.all(bi[:, :-1][repeat] == np.repeat(ids[:, 1:2], 9, 1)[repeat])
+    assert not np.any((bi[:, 2:] == bi[:, :-2]) & (bi[:, 2:] != ids[:, 1:2]))
+    literal = generate_flows(bank, nn, seed=5, start=0, count=200,
+                             config=FlowConfig(literal=True)).bank_indices  # fmt: skip
+    lit_stats = flow_statistics(bank.flat, literal, ids[:, 1])
+    stats = flow_statistics(bank.flat, bi, ids[:, 1])
+    assert lit_stats["repeat_fraction"] > 0.4  # the failure the rule fixes (measured 0.6-0.7)
+    assert stats["repeat_fraction"] < 0.25
+    assert stats["dist_to_final_rel"][-1] < 0.5 * lit_stats["dist_to_final_rel"][-1]
 
 
 def test_every_frame_is_a_bank_pose_and_the_first_is_p_initial(bank, flows):

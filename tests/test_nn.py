@@ -55,6 +55,35 @@ def test_exact_methods_equal_reference(data, method):
     np.testing.assert_array_equal(d2, exact_sqdist(pts, ref, q))
 
 
+def naive_nn_excluding(points, queries, exclude):
+    """The nearest point other than ``exclude[i]`` (float64, ties to the lowest index)."""
+    out = np.empty(len(queries), np.int64)
+    p = points.astype(np.float64)
+    for i, q in enumerate(np.asarray(queries, np.float64)):
+        d = ((p - q) ** 2).sum(1)
+        d[exclude[i]] = np.inf
+        out[i] = np.flatnonzero(d == d.min())[0]
+    return out
+
+
+@pytest.mark.parametrize("method", ["pca-tree", "bruteforce", "faiss-flat"])
+def test_exclude_gives_the_nearest_other_point(data, method):
+    pts, q, hint, ref = data
+    # exclude the nearest point itself (the flow's case: a query that snaps back to P_{k-1}),
+    # and elsewhere an arbitrary one
+    exclude = np.where(np.arange(len(q)) % 2 == 0, ref, hint)
+    want = naive_nn_excluding(pts, q, exclude)
+    nn = build_nn(pts, method)
+    for h in (None, hint, exclude):  # the hint may even be the excluded point
+        idx, d2 = nn.query(q, hint=h, exclude=exclude)
+        assert not np.any(idx == exclude)
+        if nn.exact:
+            np.testing.assert_array_equal(idx, want)
+        else:  # float32 FAISS: as near as the exact answer up to float32 rounding
+            np.testing.assert_allclose(d2, exact_sqdist(pts, want, q), rtol=1e-4, atol=1e-9)
+    assert np.any(want != ref)  # the test can fail: excluding changes answers
+
+
 @pytest.mark.parametrize("leaf,box", [(1, 4), (7, 8), (64, 16), (10_000, 8)])
 def test_tree_shapes_and_hints(data, leaf, box):
     pts, q, hint, ref = data
@@ -140,3 +169,15 @@ def test_errors(data):
     idx, d2 = tree.query(np.zeros((0, 63)))
     assert idx.shape == (0,) and d2.shape == (0,)
     assert set(METHODS) == {"pca-tree", "bruteforce", "faiss-flat", "faiss-ivf"}
+
+
+@pytest.mark.parametrize("method", ["pca-tree", "bruteforce"])
+def test_exclude_with_duplicates_and_tiny_banks(method):
+    pts = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+    nn = build_nn(pts, method)
+    idx, _ = nn.query(np.zeros((3, 2)), exclude=np.array([0, 1, 2]))
+    assert idx.tolist() == [1, 0, 0]  # an exact duplicate of the excluded point is "other"
+    idx, _ = build_nn(pts[1:], method).query(np.zeros((1, 2)), exclude=np.array([0]))
+    assert idx.tolist() == [1]
+    with pytest.raises(NNError, match="exclude"):
+        build_nn(pts[:1], method).query(np.zeros((1, 2)), exclude=np.array([0]))

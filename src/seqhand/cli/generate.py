@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--image-format", choices=["jpg", "png"], help="frame encoding (default jpg)")
     p.add_argument("--shard-size", type=int, help="sequences per shard")
     p.add_argument("--alpha", type=float, help="pose-flow update size (Eq. 6)")
+    p.add_argument("--literal-flows", action="store_true", default=None,
+                   help="Eq. 7 as written: a step that snaps back stays (freezes flows on "
+                   "sparse banks; see docs/pose_flows.md)")  # fmt: skip
     p.add_argument("--theta-source", choices=["encoder", "bank"],
                    help="encoder: joints->theta MLP (paper); bank: a prior bank's true params")  # fmt: skip
     p.add_argument("--encoder", help="joints->theta encoder .pt (default: the built-in hand's)")
@@ -52,7 +55,8 @@ def _generate(args) -> int:
     names = {f.name for f in dataclasses.fields(GenerateConfig)}
     over = {k: getattr(args, k) for k in ("frames", "image_size", "hand_model", "poses",
             "bank_size", "backgrounds", "templates", "seed", "image_format", "shard_size",
-            "alpha", "theta_source", "encoder", "supersample", "with_vertices") if k in names}  # fmt: skip
+            "alpha", "literal_flows", "theta_source", "encoder", "supersample",
+            "with_vertices") if k in names}  # fmt: skip
     over["num_train"], over["num_test"] = args.num_sequences, args.num_test
     cfg = preset(args.preset, **over)
     m = generate(cfg, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -60,6 +60,8 @@ def register(sub) -> None:
     f.add_argument("--frames", type=int, default=None, help="n (default 10)")
     f.add_argument("--alpha", type=float, default=None, help="update size (default: see docs)")
     f.add_argument("--nn", default="pca-tree", help="nearest-neighbour method (default exact)")
+    f.add_argument("--literal", action="store_true",
+                   help="Eq. 7 as written (a step that snaps back stays; see docs)")  # fmt: skip
     f.set_defaults(func=_flows)
 
     e = psub.add_parser(
@@ -172,7 +174,7 @@ def _flows(args) -> int:
 
     bank = load_bank(args.bank)
     kw = {k: v for k, v in (("n_frames", args.frames), ("alpha", args.alpha)) if v is not None}
-    cfg = FlowConfig(**kw)
+    cfg = FlowConfig(**kw, literal=args.literal)
     flows = generate_flows(
         bank, build_nn(bank.flat, args.nn), args.seed, args.start, args.count, cfg
     )

@@ -54,6 +54,7 @@ class GenerateConfig:
         backgrounds: a folder of images (e.g. VOC2012 JPEGImages) or None (procedural).
         templates: a folder of OBJ colour templates or None (``num_templates`` built-in).
         alpha: Eq. 6 update size (None: the flow module's default).
+        literal_flows: Eq. 7 as written (see :class:`seqhand.synth.flow.FlowConfig`).
         theta_source: ``"encoder"`` (the paper: joints -> theta MLP) or ``"bank"`` (the true
             parameters stored in a prior bank).
         encoder: a joints->theta encoder file (default: the shipped one of the built-in hand).
@@ -77,6 +78,7 @@ class GenerateConfig:
     templates: str | None = None
     num_templates: int = 27
     alpha: float | None = None
+    literal_flows: bool = False
     ego_fraction: float = 0.5
     theta_source: str = "encoder"
     encoder: str | None = None
@@ -186,6 +188,7 @@ def _context(cfg_json: str, bank_file: str):
     backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed)
     flow_cfg = FlowConfig(n_frames=cfg.frames, **({"alpha": cfg.alpha} if cfg.alpha else {}),
                           image_size=224, ego_fraction=cfg.ego_fraction,
+                          literal=cfg.literal_flows,
                           num_templates=len(templates))  # fmt: skip
     composer = Composer(layer=layer, encoder=encoder, templates=templates,
                         backgrounds=backgrounds, image_size=cfg.image_size,

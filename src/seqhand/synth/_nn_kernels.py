@@ -187,8 +187,10 @@ def _heap_pop(hn, hl, size):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _search_one(head, rows, lo, hi, boxes, n_internal, q, hint, margins, hn, hl, acc, c_pos, c_d):
+def _search_one(head, rows, lo, hi, boxes, n_internal, q, hint, excl, margins, hn, hl, acc,
+                c_pos, c_d):  # fmt: skip
     """Best-first search for one query; returns the number of candidates (-1 on overflow).
+    Rows ``excl`` (row positions, -1 for none) are never candidates.
 
     Nodes are expanded in order of their lower bound, so only nodes whose bound is below the
     final radius (+ margin) are visited. Each node is pushed at most once, so heaps of
@@ -199,7 +201,10 @@ def _search_one(head, rows, lo, hi, boxes, n_internal, q, hint, margins, hn, hl,
     nc = 0
     overflow = False
     best = np.inf
-    if hint >= 0:
+    excluded_hint = False
+    for e in range(len(excl)):
+        excluded_hint |= hint == excl[e]
+    if hint >= 0 and not excluded_hint:
         a = np.float32(0.0)
         for d in range(HEAD):
             x = head[d, hint] - q[d]
@@ -229,6 +234,11 @@ def _search_one(head, rows, lo, hi, boxes, n_internal, q, hint, margins, hn, hl,
                 if acc[k] > thr:
                     continue
                 r = a0 + k
+                skip = False
+                for e in range(len(excl)):
+                    skip |= r == excl[e]
+                if skip:
+                    continue
                 dist = float(_tail_dist(rows, r, q, acc[k], thr))
                 if dist > thr:
                     continue
@@ -282,10 +292,11 @@ def _exact_pick(points, perm, q64, c_pos, nc):
 
 
 @njit(cache=True, parallel=True)
-def query_tree(head, rows, lo, hi, boxes, n_internal, queries, hint_pos, margins, kmax,
+def query_tree(head, rows, lo, hi, boxes, n_internal, queries, hint_pos, excl_pos, margins, kmax,
                points, perm, queries64):  # fmt: skip
     """Exact nearest neighbour of every query: original indices ``(Q,)``, -1 where the
-    candidate buffer overflowed (the caller answers those by brute force).
+    candidate buffer overflowed (the caller answers those by brute force). ``excl_pos``
+    ``(Q, m)``: row positions that may not be a query's answer (-1: none).
 
     ``queries`` are in the tree's PCA coordinates (float32), ``queries64`` the same queries in
     the original coordinates (float64) for the final exact re-check on ``points``."""
@@ -303,7 +314,7 @@ def query_tree(head, rows, lo, hi, boxes, n_internal, queries, hint_pos, margins
         c_d = np.empty(kmax, np.float64)
         for qi in range(t * nq // n_chunks, (t + 1) * nq // n_chunks):
             k = _search_one(head, rows, lo, hi, boxes, n_internal, queries[qi], hint_pos[qi],
-                            margins, hn, hl, acc, c_pos, c_d)  # fmt: skip
+                            excl_pos[qi], margins, hn, hl, acc, c_pos, c_d)  # fmt: skip
             if k >= 0:
                 out[qi] = _exact_pick(points, perm, queries64[qi], c_pos, k)
     return out

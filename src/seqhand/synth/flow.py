@@ -78,6 +78,14 @@ class FlowConfig:
         num_templates: number of colour templates to pick from.
         beta_range: betas ~ U[-beta_range, beta_range]^10.
         centre: canonical-frame point (metres) that the camera centres.
+        literal: follow Eq. 7 literally. Then a step whose nearest bank pose is the pose it
+            started from stays there for good (``P_updated`` depends only on ``P_{k-1}``), and
+            on a bank sparser than BigHand's 2.2M captured poses most flows freeze within a few
+            frames (built-in prior, 50,000 poses: 64% of flows frozen by frame 3, 95% by frame
+            5). By default (``False``) such a step - and one that returns to ``P_{k-2}`` -
+            takes the nearest bank pose to ``P_updated`` other than ``P_{k-1}`` and
+            ``P_{k-2}``: every other step is Eq. 7's, and a flow rests only once it reaches
+            P_final. See docs/pose_flows.md.
     """
 
     n_frames: int = DEFAULT_FRAMES
@@ -90,6 +98,7 @@ class FlowConfig:
     num_templates: int = 8
     beta_range: float = 2.0
     centre: tuple[float, float, float] = (0.0, -0.09, 0.0)
+    literal: bool = False
 
     def __post_init__(self) -> None:
         if self.n_frames < 1:
@@ -186,7 +195,13 @@ def _bank_joints(bank) -> np.ndarray:
 # Eq. 5-7
 # --------------------------------------------------------------------------------------------
 def pose_flow_indices(
-    points: np.ndarray, nn, initial: np.ndarray, final: np.ndarray, n_frames: int, alpha: float
+    points: np.ndarray,
+    nn,
+    initial: np.ndarray,
+    final: np.ndarray,
+    n_frames: int,
+    alpha: float,
+    literal: bool = False,
 ) -> np.ndarray:
     """Bank indices ``(F, n_frames)`` of ``F`` pose flows (Eq. 5-7), all flows per query batch.
 
@@ -195,10 +210,13 @@ def pose_flow_indices(
         nn: a nearest-neighbour index over ``points`` (:mod:`seqhand.synth.nn`).
         initial, final: ``(F,)`` bank indices of P_initial and P_final.
         n_frames: n (frames including P_0). alpha: the update size.
+        literal: Eq. 7 as written; otherwise a step that snaps back to ``P_{k-1}`` or
+            ``P_{k-2}`` takes the nearest pose other than those (see :class:`FlowConfig`).
 
-    ``P_updated`` depends only on ``P_{k-1}`` and ``P_final``, so once a step snaps back to the
-    pose it started from, every later step would ask the same query and get the same answer:
-    such flows are not queried again (identical result, fewer searches).
+    ``P_updated`` depends only on ``P_{k-1}`` and ``P_final``, so once a literal step snaps back
+    to the pose it started from, every later step would ask the same query and get the same
+    answer: such flows are not queried again (identical result, fewer searches). Otherwise a
+    flow that has reached P_final rests there.
     """
     initial = np.asarray(initial, np.int64)
     final = np.asarray(final, np.int64)
@@ -208,14 +226,25 @@ def pose_flow_indices(
     step = float(alpha) / float(n_frames)
     moving = np.ones(len(initial), bool)
     for k in range(1, n_frames):
-        if k >= 2:  # a flow whose last step snapped back to the same pose is at a fixed point:
-            moving &= out[:, k - 1] != out[:, k - 2]  # its next query would be identical
+        if not literal:
+            moving = out[:, k - 1] != final
+        elif k >= 2:  # a flow whose last step snapped back to the same pose is at a fixed
+            moving &= out[:, k - 1] != out[:, k - 2]  # point: its next query is identical
         out[:, k] = out[:, k - 1]
         if not moving.any():
             continue
-        prev = points[out[moving, k - 1]].astype(np.float64)
-        updated = prev - step * (prev - target[moving])  # Eq. 6
-        out[moving, k], _ = nn.query(updated, hint=out[moving, k - 1])  # Eq. 7
+        rows = np.flatnonzero(moving)
+        prev_i = out[rows, k - 1]
+        prev = points[prev_i].astype(np.float64)
+        updated = prev - step * (prev - target[rows])  # Eq. 6
+        out[rows, k], _ = nn.query(updated, hint=prev_i)  # Eq. 7
+        if not literal:  # snapped back to P_{k-1} (or to P_{k-2}: a 2-cycle): the nearest
+            recent = out[rows, max(k - 2, 0) : k]  # pose other than those two
+            back = (out[rows, k, None] == recent).any(1)
+            if back.any():
+                out[rows[back], k], _ = nn.query(
+                    updated[back], hint=prev_i[back], exclude=recent[back]
+                )
     return out
 
 
@@ -317,7 +346,8 @@ def generate_flows(
     index = np.arange(start, start + count, dtype=np.int64)
     ids, u = flow_randoms(seed, index, len(points))
     t_frames, alpha = config.n_frames, config.alpha
-    bank_idx = pose_flow_indices(points, nn, ids[:, 0], ids[:, 1], t_frames, alpha)
+    bank_idx = pose_flow_indices(points, nn, ids[:, 0], ids[:, 1], t_frames, alpha,
+                                 config.literal)  # fmt: skip
     ego = u[:, 0] < config.ego_fraction
     r0, s0, t0 = sample_cameras(u[:, 1:7], ego, config)
     r1, s1, t1 = sample_cameras(u[:, 7:13], ego, config)

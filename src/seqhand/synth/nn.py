@@ -103,7 +103,10 @@ class NearestNeighbour(abc.ABC):
         return np.ascontiguousarray(q, dtype=np.float32)
 
     def query(
-        self, queries: np.ndarray, hint: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        hint: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest point of every query.
 
@@ -112,6 +115,8 @@ class NearestNeighbour(abc.ABC):
                 an exact method re-checks in float64 - the query values are used as given).
             hint: optional ``(Q,)`` indices of points known to be near each query (methods that
                 can use them start their search radius there; results do not depend on it).
+            exclude: optional ``(Q,)`` or ``(Q, m)`` indices: the points each query may not
+                return (the nearest *other* point). Needs more than ``m`` points.
         Returns:
             ``indices (Q,)`` int64 and ``sqdist (Q,)`` float64 exact squared distances.
         """
@@ -120,15 +125,23 @@ class NearestNeighbour(abc.ABC):
             raise NNError(f"queries must be (Q, {self.dim}), got shape {q.shape}")
         if len(q) == 0:
             return np.zeros(0, np.int64), np.zeros(0)
-        if hint is not None:
-            hint = np.asarray(hint, np.int64)
-            if hint.shape != (len(q),) or hint.min() < 0 or hint.max() >= len(self):
-                raise NNError(f"hint must be ({len(q)},) indices in [0, {len(self)})")
-        idx = self._query(q, hint)
+        if exclude is not None:
+            exclude = np.asarray(exclude, np.int64)
+            exclude = exclude[:, None] if exclude.ndim == 1 else exclude
+            if exclude.ndim != 2 or len(self) <= exclude.shape[1]:
+                raise NNError(f"exclude must be (Q,) or (Q, m) with m < {len(self)} points")
+        for name, arr in (("hint", hint), ("exclude", exclude)):
+            if arr is not None:
+                arr = np.asarray(arr, np.int64)
+                if len(arr) != len(q) or arr.min() < 0 or arr.max() >= len(self):
+                    raise NNError(f"{name} must have {len(q)} rows of indices in [0, {len(self)})")
+        idx = self._query(q, None if hint is None else np.asarray(hint, np.int64), exclude)
         return idx, exact_sqdist(self.points, idx, q)
 
     @abc.abstractmethod
-    def _query(self, queries: np.ndarray, hint: np.ndarray | None) -> np.ndarray: ...
+    def _query(
+        self, queries: np.ndarray, hint: np.ndarray | None, exclude: np.ndarray | None
+    ) -> np.ndarray: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,7 +171,7 @@ class BruteForceNN(NearestNeighbour):
         self._xx = (self._x.double() ** 2).sum(1).float()
         self._max_norm2 = float(self._xx.max())
 
-    def _query(self, queries, hint):
+    def _query(self, queries, hint, exclude):
         import torch
 
         q32 = self._check_queries(queries)
@@ -171,13 +184,20 @@ class BruteForceNN(NearestNeighbour):
             for plo in range(0, len(self), self.point_block):
                 xb = self._x[plo : plo + self.point_block]
                 d = torch.addmm(self._xx[plo : plo + len(xb)], qb, xb.T, alpha=-2.0)
+                if exclude is not None:
+                    ex = exclude[lo : lo + len(qb)] - plo
+                    rows, cols = np.nonzero((ex >= 0) & (ex < len(xb)))
+                    d[rows, ex[rows, cols]] = float("inf")
                 v, i = torch.topk(d, min(k, len(xb)), dim=1, largest=False)
                 allv = torch.cat([best_v, v], 1)
                 alli = torch.cat([best_i, i + plo], 1)
                 sel = torch.topk(allv, k, dim=1, largest=False).indices
                 best_v, best_i = allv.gather(1, sel), alli.gather(1, sel)
             qd = queries[lo : lo + len(qb)]
-            idx, dmin = _pick_exact(self.points, qd, best_i.numpy())
+            cand = best_i.numpy()
+            if exclude is not None:  # slots padded with the excluded point (inf) are not valid
+                cand = np.where(np.isinf(best_v.numpy()), -1, cand)
+            idx, dmin = _pick_exact(self.points, qd, cand)
             # Certify: every non-candidate j has exact d_j >= approx_j - err >= kth - err.
             qq = np.einsum("qd,qd->q", q32[lo : lo + len(qb)].astype(np.float64),
                            q32[lo : lo + len(qb)].astype(np.float64))  # fmt: skip
@@ -185,16 +205,19 @@ class BruteForceNN(NearestNeighbour):
             kth = best_v[:, -1].double().numpy() + qq
             bad = ~((kth - err > dmin) | (k >= len(self)))
             for r in np.nonzero(bad)[0]:
-                idx[r] = self._scan_exact(qd[r])
+                idx[r] = self._scan_exact(qd[r], None if exclude is None else exclude[lo + r])
             out[lo : lo + len(qb)] = idx
         return out
 
-    def _scan_exact(self, q: np.ndarray) -> int:
+    def _scan_exact(self, q: np.ndarray, exclude: np.ndarray | None = None) -> int:
         """Exact float64 scan for one query (rare fallback)."""
         best, best_i = np.inf, 0
         q = np.asarray(q, np.float64)
         for plo in range(0, len(self), self.point_block):
             d = ((self.points[plo : plo + self.point_block].astype(np.float64) - q) ** 2).sum(1)
+            if exclude is not None:
+                ex = exclude - plo
+                d[ex[(ex >= 0) & (ex < len(d))]] = np.inf
             i = int(d.argmin())
             if d[i] < best:
                 best, best_i = float(d[i]), plo + i
@@ -212,6 +235,15 @@ def _faiss():
     return faiss
 
 
+def _first_not(cand: np.ndarray, exclude: np.ndarray | None, lo: int) -> np.ndarray:
+    """The first of FAISS's ``(Q, m + 1)`` answers that is not excluded."""
+    if exclude is None:
+        return cand[:, 0]
+    ex = exclude[lo : lo + len(cand)]
+    ok = ~(cand[:, :, None] == ex[:, None, :]).any(-1)
+    return cand[np.arange(len(cand)), ok.argmax(1)]
+
+
 class FaissFlatNN(NearestNeighbour):
     """FAISS ``IndexFlatL2`` brute force (float32; near-ties may resolve differently)."""
 
@@ -225,13 +257,13 @@ class FaissFlatNN(NearestNeighbour):
         self.index.add(points)
         self.query_block = int(query_block)
 
-    def _query(self, queries, hint):
+    def _query(self, queries, hint, exclude):
         q = self._check_queries(queries)
         out = np.empty(len(q), np.int64)
+        k = 1 if exclude is None else 1 + exclude.shape[1]
         for lo in range(0, len(q), self.query_block):
-            out[lo : lo + self.query_block] = self.index.search(q[lo : lo + self.query_block], 1)[
-                1
-            ][:, 0]
+            i = self.index.search(q[lo : lo + self.query_block], k)[1]
+            out[lo : lo + self.query_block] = _first_not(i, exclude, lo)
         return out
 
 
@@ -255,10 +287,10 @@ class FaissIVFNN(NearestNeighbour):
         self.index.add(points)
         self.index.nprobe = int(nprobe)
 
-    def _query(self, queries, hint):
+    def _query(self, queries, hint, exclude):
         q = self._check_queries(queries)
-        i = self.index.search(q, 1)[1][:, 0]
-        return np.where(i < 0, 0, i).astype(np.int64)
+        i = self.index.search(q, 1 if exclude is None else 1 + exclude.shape[1])[1]
+        return np.maximum(_first_not(i, exclude, 0), 0).astype(np.int64)
 
 
 def recall(found: np.ndarray, exact: np.ndarray, points: np.ndarray, queries: np.ndarray) -> float:
@@ -349,7 +381,7 @@ class PCATreeNN(NearestNeighbour):
         out[:, : self.dim] = (np.asarray(queries, np.float64) - self.mean) @ self.rotation
         return out
 
-    def _query(self, queries, hint):
+    def _query(self, queries, hint, exclude):
         import numba
 
         from seqhand.synth import _nn_kernels as kern
@@ -357,18 +389,20 @@ class PCATreeNN(NearestNeighbour):
         q64 = np.ascontiguousarray(queries, dtype=np.float64)
         qp = self.project(q64)
         hint_pos = np.full(len(qp), -1, np.int64) if hint is None else self.pos[hint]
+        excl_pos = np.full((len(qp), 1), -1, np.int64) if exclude is None else self.pos[exclude]
         order = None
         if hint is not None:  # neighbouring queries share tree nodes: search them in tree order
             order = np.argsort(hint_pos, kind="stable")
-            qp, hint_pos, q64 = qp[order], hint_pos[order], q64[order]
+            qp, hint_pos, excl_pos, q64 = qp[order], hint_pos[order], excl_pos[order], q64[order]
         with numba.parallel_chunksize(1):  # dynamic scheduling: robust to a busy core
             idx = kern.query_tree(
                 self.head, self.rows, self.lo, self.hi, self.boxes, self.n_internal, qp, hint_pos,
-                self.margins, self.max_candidates, self.points, self.perm, q64,
+                excl_pos, self.margins, self.max_candidates, self.points, self.perm, q64,
             )  # fmt: skip
         overflow = idx < 0
         if np.any(overflow):  # only possible with many exact duplicates in the bank
-            idx[overflow] = BruteForceNN(self.points)._query(q64[overflow], None)
+            ex = None if exclude is None else self.perm[excl_pos[overflow]]
+            idx[overflow] = BruteForceNN(self.points)._query(q64[overflow], None, ex)
         if order is not None:
             out = np.empty_like(idx)
             out[order] = idx
