@@ -229,3 +229,16 @@ def test_cli_flows(tmp_path, bank):
         assert z["bank_indices"].shape == (6, 10) and z["joints"].shape == (6, 10, 21, 3)
         np.testing.assert_array_equal(z["joints"], load_bank(tmp_path / "b.npz").joints[
             z["bank_indices"]])  # fmt: skip
+
+
+def test_two_pose_bank():
+    """The smallest bank: the flow moves to the only other pose and rests there."""
+    from seqhand.synth.flow import pose_flow_indices
+
+    pts = np.random.default_rng(0).normal(size=(2, 63)).astype(np.float32)
+    nn = build_nn(pts, "pca-tree")
+    assert pose_flow_indices(pts, nn, np.array([0]), np.array([1]), 5, 3.0).tolist() == [
+        [0, 1, 1, 1, 1]
+    ]
+    literal = pose_flow_indices(pts, nn, np.array([0]), np.array([1]), 5, 3.0, literal=True)
+    assert literal.tolist() == [[0, 0, 0, 0, 0]]

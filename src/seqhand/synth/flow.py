@@ -241,7 +241,7 @@ def pose_flow_indices(
         if not literal:  # snapped back to P_{k-1} (or to P_{k-2}: a 2-cycle): the nearest
             recent = out[rows, max(k - 2, 0) : k]  # pose other than those two
             back = (out[rows, k, None] == recent).any(1)
-            if back.any():
+            if back.any() and len(nn) > recent.shape[1]:  # (a bank of 2 poses has no other)
                 out[rows[back], k], _ = nn.query(
                     updated[back], hint=prev_i[back], exclude=recent[back]
                 )
