@@ -232,13 +232,13 @@ def test_cli_flows(tmp_path, bank):
 
 
 def test_two_pose_bank():
-    """The smallest bank: the flow moves to the only other pose and rests there."""
+    """The smallest bank: the flow moves to the only other pose and rests there (Eq. 7 taken
+    literally never leaves: a 0.3 step from P_0 is still nearer P_0)."""
     from seqhand.synth.flow import pose_flow_indices
 
     pts = np.random.default_rng(0).normal(size=(2, 63)).astype(np.float32)
     nn = build_nn(pts, "pca-tree")
-    assert pose_flow_indices(pts, nn, np.array([0]), np.array([1]), 5, 3.0).tolist() == [
-        [0, 1, 1, 1, 1]
-    ]
-    literal = pose_flow_indices(pts, nn, np.array([0]), np.array([1]), 5, 3.0, literal=True)
-    assert literal.tolist() == [[0, 0, 0, 0, 0]]
+    one, zero = np.array([1]), np.array([0])
+    assert pose_flow_indices(pts, nn, zero, one, 10, 3.0).tolist() == [[0] + [1] * 9]
+    literal = pose_flow_indices(pts, nn, zero, one, 10, 3.0, literal=True)
+    assert literal.tolist() == [[0] * 10]
