@@ -163,6 +163,12 @@ def bench_model(name: str, size: int, threads: int, rounds: int) -> dict[str, fl
     def onnx_step():
         _, st["onnx"] = eng(xo, st["onnx"])
 
+    # the same graph with the ConvLSTM's gate product in int8 (seqhand export --quantize-recurrent)
+    engq = OnnxEngine(export_onnx(model, None, size, quantize_recurrent=True), threads=threads)
+
+    def onnx_step_int8():
+        _, st["onnx int8"] = engq(xo, st.get("onnx int8"))
+
     frame = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
     box = Box(250, 170, 390, 310)
     preds = {rt: Predictor(src, None, runtime=rt, image_size=size)
@@ -183,6 +189,7 @@ def bench_model(name: str, size: int, threads: int, rounds: int) -> dict[str, fl
         "torch predictor": lambda: preds["torch"](frame, box=box),
         "onnx backbone": lambda: bb.run(None, feed),
         "onnx step": onnx_step,
+        "onnx step (int8 ConvLSTM)": onnx_step_int8,
         "onnx predictor": onnx_predictor,
     }
     return {**macs, **interleaved_best(fns, rounds)}
@@ -205,15 +212,16 @@ def main() -> None:
     for name in args.models.split(","):
         t = bench_model(name, args.size, args.threads, args.rounds)
         print(f"\n{name}")
-        print(f"  {'':22s} {'ms/frame':>10s} {'fps':>8s}")
+        print(f"  {'':26s} {'ms/frame':>10s} {'fps':>8s}")
         gb, gs = t.pop("GMACs backbone"), t.pop("GMACs step")
         print(f"  GMACs: backbone {gb:.2f}, step {gs:.2f} -> step / backbone = {gs / gb:.2f} "
               "(the recurrent part's share of the arithmetic)")  # fmt: skip
         for k, v in t.items():
-            print(f"  {k:22s} {v * 1e3:10.2f} {1 / v:8.1f}")
-        for rt in ("torch", "onnx"):
-            r = t[f"{rt} step"] / t[f"{rt} backbone"]
-            print(f"  {rt:5s} step / backbone = {r:5.2f}  (recurrent part +{(r - 1) * 100:.0f}%;"
+            print(f"  {k:26s} {v * 1e3:10.2f} {1 / v:8.1f}")
+        for rt, step in (("torch", "torch step"), ("onnx", "onnx step"),
+                         ("onnx", "onnx step (int8 ConvLSTM)")):  # fmt: skip
+            r = t[step] / t[f"{rt} backbone"]
+            print(f"  {step:26s} / backbone = {r:5.2f}  (recurrent part +{(r - 1) * 100:.0f}%;"
                   f" target <= +30%)")  # fmt: skip
         for part in ("backbone", "step", "predictor"):
             print(f"  torch / onnx ({part:9s}) = {t[f'torch {part}'] / t[f'onnx {part}']:5.2f}")

@@ -154,3 +154,33 @@ def test_cli_export(tiny, tmp_path, capsys):
     assert not list(out.parent.glob("*.tmp"))
     assert main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--onnx", str(out)]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_quantized_recurrent_export(tiny, tiny_onnx, tmp_path, capsys):
+    """--quantize-recurrent: int8 weights for the ConvLSTM product only; close to float."""
+    import onnx
+
+    data = export_onnx(tiny, None, S, quantize_recurrent=True)
+    proto = onnx.load_from_string(data)
+    ops = {n.op_type for n in proto.graph.node}
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
+    assert {n.op_type for n in proto.graph.node if "convlstm" not in n.name} == {
+        n.op_type for n in onnx.load(tiny_onnx).graph.node if "convlstm" not in n.name
+    }  # nothing outside the ConvLSTM changed
+    eng = OnnxEngine(data)
+    assert eng.meta["quantized"] == "convlstm-int8-dynamic"
+    assert OnnxEngine(tiny_onnx).meta["quantized"] is None
+    d = compare_with_torch(tiny, eng, frames=5)
+    d_float = compare_with_torch(tiny, OnnxEngine(tiny_onnx), frames=5)
+    # int8 rounding shows (the test can tell the two apart) but stays small
+    assert d_float["state_max_abs"] < d["state_max_abs"] < 0.05
+    assert d["params_max_rel"] < 1e-2
+    with pytest.raises(ExportError, match="no ConvLSTM"):
+        export_onnx(build_model("resnet50", backbone="resnet18"), None, S, quantize_recurrent=True)
+    ck = save_model(tiny, tmp_path / "m.pt", image_size=S)
+    out = tmp_path / "q.onnx"
+    assert (
+        main(["export", "--checkpoint", str(ck), "--onnx", str(out), "--quantize-recurrent"]) == 0
+    )
+    assert "params max |diff|" in capsys.readouterr().out
+    assert OnnxEngine(out).meta["quantized"] == "convlstm-int8-dynamic"

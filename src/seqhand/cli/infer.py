@@ -67,6 +67,9 @@ def register(sub) -> None:
     e.add_argument("--onnx", required=True, help="output .onnx file")
     e.add_argument("--image-size", type=int, help="input side (default: the checkpoint's)")
     e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--quantize-recurrent", action="store_true",
+                   help="int8 weights for the ConvLSTM's gate product (faster at batch 1, "
+                   "outputs change slightly; see docs/inference.md)")  # fmt: skip
     e.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     e.set_defaults(func=_export)
 
@@ -175,8 +178,9 @@ def _export(args) -> int:
     model, rec = load_model(args.checkpoint)
     size = int(args.image_size or rec.get("image_size", 224))
     path = export_onnx(
-        model, args.onnx, size, hand_model=str(rec.get("hand_model", "builtin")), opset=args.opset
-    )
+        model, args.onnx, size, hand_model=str(rec.get("hand_model", "builtin")), opset=args.opset,
+        quantize_recurrent=args.quantize_recurrent,
+    )  # fmt: skip
     print(f"seqhand export: wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB, input "
           f"1x3x{size}x{size})")  # fmt: skip
     if not args.no_check:

@@ -78,6 +78,7 @@ class ConvLSTMCell(nn.Module):
         self.hidden_channels = int(hidden_channels)
         self.kernel_size = int(kernel_size)
         self.peephole = bool(peephole)
+        self.export_matmul = False  # see _gates
         self.conv = nn.Conv2d(
             self.in_channels + self.hidden_channels,
             4 * self.hidden_channels,
@@ -116,11 +117,13 @@ class ConvLSTMCell(nn.Module):
         7x7 map the ResNet-50 layer (1024 -> 2048 channels, 3x3) takes 9 ms this way against
         24 ms for the library convolution on the CPU (see benchmarks/infer.py), because the
         weight is read once by a single GEMM. The two are the same function (to rounding).
-        ONNX export keeps the convolution: onnxruntime's is faster than its MatMul here
-        (5.6 vs 7.8 ms for the same layer).
+        ONNX export keeps the convolution (onnxruntime's is faster than its MatMul here: 5.6 vs
+        7.8 ms for the same layer) unless ``export_matmul`` is set: ``seqhand export
+        --quantize-recurrent`` exports the product, its weight a constant right operand, so
+        that onnxruntime can quantize it to int8.
         """
         b, ch, height, width = xh.shape
-        if b > _MATMUL_MAX_BATCH or torch.onnx.is_in_onnx_export():
+        if b > _MATMUL_MAX_BATCH or (torch.onnx.is_in_onnx_export() and not self.export_matmul):
             return self.conv(xh)
         k = self.kernel_size
         p = k // 2
@@ -130,10 +133,13 @@ class ConvLSTMCell(nn.Module):
             [xp[:, :, dy : dy + height, dx : dx + width] for dy in range(k) for dx in range(k)],
             dim=2,
         ).reshape(b, ch * k * k, height * width)
-        out = torch.matmul(self.conv.weight.reshape(self.conv.out_channels, -1), cols)
+        # (B, H*W, C*k*k) @ (C*k*k, 4 hidden): the weight is the constant right operand
+        out = torch.matmul(
+            cols.transpose(1, 2), self.conv.weight.reshape(self.conv.out_channels, -1).t()
+        )
         if self.conv.bias is not None:
-            out = out + self.conv.bias[:, None]
-        return out.reshape(b, self.conv.out_channels, height, width)
+            out = out + self.conv.bias
+        return out.transpose(1, 2).reshape(b, self.conv.out_channels, height, width)
 
     def forward(self, x: torch.Tensor, state: ConvLSTMState | None = None) -> ConvLSTMState:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
