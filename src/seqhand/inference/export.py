@@ -229,7 +229,8 @@ def _quantize_convlstm(proto):
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, src)
         quiet = logging.getLogger()  # the quantizer logs a pre-processing tip on the root
-        level, quiet.level = quiet.level, logging.ERROR
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
                              op_types_to_quantize=["MatMul"])  # fmt: skip
