@@ -74,18 +74,22 @@ class JointsToPose(nn.Module):
         return self.net(x)
 
 
-def canonicalize_torch(joints: torch.Tensor) -> torch.Tensor:
-    """Differentiable :func:`seqhand.synth.bank.canonicalize` (no scaling): ``(B, 21, 3)``."""
-    j = joints - joints[:, :1]
+def _palm_rotation_torch(j: torch.Tensor) -> torch.Tensor:
+    """:func:`seqhand.synth.bank.palm_frame` in torch for wrist-relative ``(B, 21, 3)``
+    joints: ``(B, 3, 3)``, rows ``e_x, e_y, e_z``."""
     u = j[:, _MIDDLE_MCP]
     v = j[:, _INDEX_MCP] - j[:, _PINKY_MCP]
     ey = -u / u.norm(dim=-1, keepdim=True)
     ez = torch.cross(u, v, dim=-1)
     ez = ez - (ez * ey).sum(-1, keepdim=True) * ey
     ez = ez / ez.norm(dim=-1, keepdim=True)
-    ex = torch.cross(ey, ez, dim=-1)
-    rot = torch.stack([ex, ey, ez], dim=1)  # (B, 3, 3) rows
-    return j @ rot.transpose(1, 2)
+    return torch.stack([torch.cross(ey, ez, dim=-1), ey, ez], dim=1)
+
+
+def canonicalize_torch(joints: torch.Tensor) -> torch.Tensor:
+    """Differentiable :func:`seqhand.synth.bank.canonicalize` (no scaling): ``(B, 21, 3)``."""
+    j = joints - joints[:, :1]
+    return j @ _palm_rotation_torch(j).transpose(1, 2)
 
 
 def canonical_placement(layer, betas: torch.Tensor | None = None):
@@ -101,15 +105,7 @@ def canonical_placement(layer, betas: torch.Tensor | None = None):
     b = 1 if betas is None else len(betas)
     with torch.no_grad():
         j = layer(hand_pose=torch.zeros(b, NUM_POSE, dtype=dt, device=dev), betas=betas).joints
-        jc = j - j[:, :1]
-        u = jc[:, _MIDDLE_MCP]
-        v = jc[:, _INDEX_MCP] - jc[:, _PINKY_MCP]
-        ey = -u / u.norm(dim=-1, keepdim=True)
-        ez = torch.cross(u, v, dim=-1)
-        ez = ez - (ez * ey).sum(-1, keepdim=True) * ey
-        ez = ez / ez.norm(dim=-1, keepdim=True)
-        rot = torch.stack([torch.cross(ey, ez, dim=-1), ey, ez], dim=1)
-        go = matrix_to_axis_angle(rot)
+        go = matrix_to_axis_angle(_palm_rotation_torch(j - j[:, :1]))
         # The layer rotates about the wrist joint j0: X -> R (X - j0) + j0 + transl.
         transl = -j[:, 0]
     return go, transl

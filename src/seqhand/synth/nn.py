@@ -125,17 +125,20 @@ class NearestNeighbour(abc.ABC):
             raise NNError(f"queries must be (Q, {self.dim}), got shape {q.shape}")
         if len(q) == 0:
             return np.zeros(0, np.int64), np.zeros(0)
+        if hint is not None:
+            hint = np.asarray(hint, np.int64)
+            if hint.shape != (len(q),) or hint.min() < 0 or hint.max() >= len(self):
+                raise NNError(f"hint must be ({len(q)},) indices in [0, {len(self)})")
         if exclude is not None:
             exclude = np.asarray(exclude, np.int64)
             exclude = exclude[:, None] if exclude.ndim == 1 else exclude
-            if exclude.ndim != 2 or len(self) <= exclude.shape[1]:
-                raise NNError(f"exclude must be (Q,) or (Q, m) with m < {len(self)} points")
-        for name, arr in (("hint", hint), ("exclude", exclude)):
-            if arr is not None:
-                arr = np.asarray(arr, np.int64)
-                if len(arr) != len(q) or arr.min() < 0 or arr.max() >= len(self):
-                    raise NNError(f"{name} must have {len(q)} rows of indices in [0, {len(self)})")
-        idx = self._query(q, None if hint is None else np.asarray(hint, np.int64), exclude)
+            if (exclude.ndim != 2 or len(exclude) != len(q) or len(self) <= exclude.shape[1]
+                    or exclude.min() < 0 or exclude.max() >= len(self)):  # fmt: skip
+                raise NNError(
+                    f"exclude must be ({len(q)},) or ({len(q)}, m) indices in [0, {len(self)}) "
+                    f"with m < {len(self)}"
+                )
+        idx = self._query(q, hint, exclude)
         return idx, exact_sqdist(self.points, idx, q)
 
     @abc.abstractmethod
