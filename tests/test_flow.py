@@ -33,9 +33,12 @@ def nn(bank):
     return build_nn(bank.flat, "pca-tree")
 
 
+SEQ = FlowConfig(views="seqhand", ego_fraction=0.5)  # the "seqhand" view mode
+
+
 @pytest.fixture(scope="module")
 def flows(bank, nn):
-    return generate_flows(bank, nn, seed=5, start=0, count=200)
+    return generate_flows(bank, nn, seed=5, start=0, count=200, config=SEQ)
 
 
 def naive_flow(
@@ -115,24 +118,24 @@ def test_distance_to_p_final_shrinks_on_average(bank, flows):
 
 
 def test_same_seed_same_flow_and_index_independence(bank, nn, flows):
-    again = generate_flows(bank, nn, seed=5, start=0, count=200)
+    again = generate_flows(bank, nn, seed=5, start=0, count=200, config=SEQ)
     for name in ("bank_indices", "cam_rot", "cam_scale", "cam_trans", "betas", "template", "ego"):
         assert getattr(again, name).tobytes() == getattr(flows, name).tobytes(), name
     # Flow 17 alone, or inside another batch, is the same flow.
-    alone = generate_flow(bank, nn, seed=5, index=17)
-    part = generate_flows(bank, nn, seed=5, start=10, count=20)
+    alone = generate_flow(bank, nn, seed=5, index=17, config=SEQ)
+    part = generate_flows(bank, nn, seed=5, start=10, count=20, config=SEQ)
     np.testing.assert_array_equal(alone.bank_indices, flows.bank_indices[17])
     np.testing.assert_array_equal(part.bank_indices[7], flows.bank_indices[17])
     np.testing.assert_array_equal(alone.cam_rot, flows.cam_rot[17])
     assert alone.index == 17 and alone.seed == 5
-    other = generate_flows(bank, nn, seed=6, start=0, count=200)
+    other = generate_flows(bank, nn, seed=6, start=0, count=200, config=SEQ)
     assert not np.array_equal(other.bank_indices, flows.bank_indices)
 
 
 def test_exact_methods_give_identical_flows(bank, flows):
     bf = build_nn(bank.flat, "bruteforce")
     np.testing.assert_array_equal(
-        generate_flows(bank, bf, seed=5, start=0, count=40).bank_indices, flows.bank_indices[:40]
+        generate_flows(bank, bf, seed=5, start=0, count=40, config=SEQ).bank_indices, flows.bank_indices[:40]
     )
 
 
@@ -153,7 +156,7 @@ def test_shape_template_and_views(flows):
 
 
 def test_camera_flows(flows):
-    cfg = FlowConfig()
+    cfg = SEQ
     n = cfg.n_frames
     rot = Rotation.from_rotvec(flows.cam_rot.reshape(-1, 3)).as_matrix().reshape(200, n, 3, 3)
     # Egocentric: the back of the hand (+z) faces the camera (-z), fingers (-y) up and away.
@@ -242,3 +245,102 @@ def test_two_pose_bank():
     assert pose_flow_indices(pts, nn, zero, one, 10, 3.0).tolist() == [[0] + [1] * 9]
     literal = pose_flow_indices(pts, nn, zero, one, 10, 3.0, literal=True)
     assert literal.tolist() == [[0] * 10]
+
+
+# --------------------------------------------------------------------------------------------
+# The authors' view mode (vanyoleyang/seqhand gen_sequential_synth_data.py, get_ss_tu_tv)
+# --------------------------------------------------------------------------------------------
+# MANO_RIGHT's rest joints (zero pose and shape, MANO's 16-joint order: wrist, index1-3,
+# middle1-3, pinky1-3, ring1-3, thumb1-3), metres, as smplx returns them.
+MANO_RIGHT_REST_JOINTS = np.array([
+    [0.09566994, 0.00638343, 0.0061863], [0.00757268, 0.00118307, 0.0268723],
+    [-0.02510622, 0.00519243, 0.02908936], [-0.04726213, 0.003894, 0.02897524],
+    [0.00100949, 0.00490447, 0.00282876], [-0.03017318, 0.00676579, -0.00276574],
+    [-0.05307782, 0.00551369, -0.00671026], [0.02688296, -0.0035569, -0.03702303],
+    [0.00986855, -0.00349507, -0.04952181], [-0.00599835, -0.00418623, -0.05985371],
+    [0.01393437, 0.00242601, -0.02048689], [-0.0143799, 0.00449301, -0.02558542],
+    [-0.03790042, 0.0028049, -0.03321924], [0.07158022, -0.00913891, 0.03199915],
+    [0.05194698, -0.00824762, 0.0556987], [0.02972924, -0.01368059, 0.07022282],
+])  # fmt: skip
+
+
+def _angle(a, b) -> float:
+    return float(np.degrees(np.arccos(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))))
+
+
+def test_mano_frame_to_the_canonical_frame():
+    """MANO_TO_CANONICAL carries MANO's hand to the canonical frame: fingers (wrist -> middle
+    MCP) along -y, the thumb side (pinky MCP -> index MCP) along +x, the palm (the right hand's
+    normal, thumb side x fingers) facing -z."""
+    from seqhand.synth.flow import MANO_TO_CANONICAL as M
+
+    j = MANO_RIGHT_REST_JOINTS
+    fingers = M @ (j[4] - j[0])
+    thumb_side = M @ (j[1] - j[7])
+    palm = np.cross(thumb_side, fingers)
+    assert _angle(fingers, [0, -1, 0]) < 15
+    assert _angle(thumb_side, [1, 0, 0]) < 20
+    assert _angle(palm, [0, 0, -1]) < 20
+
+
+def _authors_reference_rotation(rng) -> Rotation:
+    """get_ss_tu_tv's rotation written out; it acts on MANO's hand after the root rotation
+    (pi, 0, 0) that the authors' script sets on every frame."""
+    if rng.integers(0, 2) > 0.5:
+        angle = rng.uniform(-np.pi, np.pi)
+        axis = rng.uniform(-1.0, 1.0, 3)
+        axis[rng.integers(0, 3)] = 1.0
+        rot = angle * axis / np.linalg.norm(axis)
+    else:
+        a = rng.uniform(0.1, 0.3, 3)
+        rot = np.array([-np.pi / 3 - a[0], -np.pi / 3 - a[1], np.pi / 3 + a[2]])
+    return Rotation.from_rotvec(rot) * Rotation.from_rotvec([np.pi, 0, 0])
+
+
+def _palm_angles(rot_mano: Rotation) -> np.ndarray:
+    """Angle between the palm normal and the direction toward the camera (-z), degrees, for
+    rotations of MANO's frame (the palm normal from MANO's joints)."""
+    j = MANO_RIGHT_REST_JOINTS
+    palm = np.cross(j[1] - j[7], j[4] - j[0])
+    palm /= np.linalg.norm(palm)
+    n = rot_mano.apply(palm)
+    return np.degrees(np.arccos(np.clip(-n[:, 2], -1, 1)))
+
+
+def test_authors_views_reproduce_their_distribution(bank, nn):
+    """Start/end views of the authors' mode against their script's draws (mapped through MANO's
+    own joints), and the view statistics of whole flows: palm within 30 deg of facing the camera
+    ~51 %, back of the hand (palm normal > 120 deg from the camera) ~9 %."""
+    from seqhand.synth.flow import MANO_TO_CANONICAL, authors_view_rotations
+
+    rng = np.random.default_rng(0)
+    ref = _palm_angles(Rotation.concatenate([_authors_reference_rotation(rng)
+                                             for _ in range(4000)]))  # fmt: skip
+    ours_canon = authors_view_rotations(rng.random((4000, 6)))
+    ours = _palm_angles(ours_canon * Rotation.from_matrix(MANO_TO_CANONICAL))
+    for lo, hi in ((0, 30), (30, 90), (90, 120), (120, 180)):
+        a, b = ((ours >= lo) & (ours < hi)).mean(), ((ref >= lo) & (ref < hi)).mean()
+        assert abs(a - b) < 0.035, (lo, hi, a, b)
+    cfg = FlowConfig(views="authors", ego_fraction=0.0)
+    f = generate_flows(bank, nn, seed=9, start=0, count=1500, config=cfg)
+    rot = Rotation.from_rotvec(f.cam_rot.reshape(-1, 3))
+    palm = np.degrees(np.arccos(np.clip(-rot.apply([0.0, 0.0, -1.0])[:, 2], -1, 1)))
+    assert abs((palm < 30).mean() - 0.51) < 0.04
+    assert abs((palm > 120).mean() - 0.09) < 0.03
+
+
+def test_authors_update_rates(bank, nn):
+    """Scale moves 5 % and translation 2 % of the remaining gap per frame (10-frame flows), the
+    rotation a per-flow share in [0, 6 %) of the remaining geodesic angle."""
+    f = generate_flows(bank, nn, seed=4, start=0, count=50, config=FlowConfig(views="authors"))
+    for x, rate in ((f.cam_scale, 0.05), (f.cam_trans, 0.02)):
+        end = x[:, 0] + (x[:, 1] - x[:, 0]) / rate
+        np.testing.assert_allclose(x[:, 2:], x[:, 1:-1] + rate * (end[:, None] - x[:, 1:-1]),
+                                   rtol=1e-9, atol=1e-6)  # fmt: skip
+    r = Rotation.from_rotvec(f.cam_rot.reshape(-1, 3)).as_matrix().reshape(50, 10, 3, 3)
+    step = np.degrees(np.arccos(np.clip((np.einsum("ftij,ftij->ft", r[:, 1:], r[:, :-1]) - 1) / 2,
+                                        -1, 1)))  # fmt: skip
+    assert 0.3 < step.mean() < 6.0
+    assert np.all(step[:, 1:] <= step[:, :-1] + 1e-6)  # ease-out: each step a share of the rest
+    s = f.cam_scale[:, 0] * FlowConfig().hand_extent / 224
+    assert np.all((s > 1 / 2.1 - 1e-9) & (s < 1 / 1.7 + 1e-9))

@@ -257,6 +257,8 @@ def test_paper_weights_by_default():
         "theta_temp": 2e-4,
         "camera": 1.0,
         "mask": 10.0,
+        "reduction": "authors",
+        "rotation": "frobenius",
     }
     total, weighted = weighted_total({"joints2d": torch.tensor(2.0), "mask": torch.tensor(0.5)}, w)
     assert total.item() == 15.0 and weighted["mask"].item() == 5.0

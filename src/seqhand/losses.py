@@ -10,10 +10,26 @@ Units and normalisations (chosen so the paper's weights balance; see docs/model.
   half crop sides, ``r`` in radians, ``theta_pca`` and ``beta`` as they are - i.e. the units of
   the network's raw outputs (:func:`seqhand.models.seqhandnet.raw_to_params`).
 
-Reductions: the per-element norm named by the equation (L1 of a 2D point, squared L2 of a 3D
-point, squared L2 of a parameter group), then a mean over the valid elements (joints, vertices,
-frames, samples). Every ``*_valid`` mask is optional, boolean or 0/1 float, broadcast over the
-batch dims; a term with no valid element is 0.
+Reductions (``LossWeights.reduction``):
+
+* ``"authors"`` (default) - as the authors' training code (vanyoleyang/llll ``loss.py``): the
+  2D L1 is *summed* over the 21 joints (pixels / image side) and the 3D squared error is
+  *summed* over the joints in **metres^2**; then a mean over frames and samples. With the
+  paper's lambda_2D = 5, lambda_3D = 100 a 1 px error on every joint of a 224 px crop costs
+  5 * 21 * 2 / 224 = 0.94, a 1 cm error on every joint 100 * 21 * 1e-4 = 0.21. Eq. 10 (mesh)
+  is the mean over vertices times 21, i.e. on the scale of the joint term.
+* ``"mean"`` - the earlier seqhand choice: a *mean* over joints, 3D in units of
+  :data:`REF_LENGTH_3D_M` = 0.1 m (a 1 cm error costs 0.01 before lambda). Its 3D:2D balance
+  is about 100x the authors'.
+
+The per-element norm is the one named by the equation (L1 of a 2D point, squared L2 of a 3D
+point, squared L2 of a parameter group). Every ``*_valid`` mask is optional, boolean or 0/1
+float, broadcast over the batch dims; a term with no valid element is 0.
+
+Rotation in Eq. 13 (``LossWeights.rotation``): the network's rotation matrix R is compared
+with the ground truth's as ``||R_hat - R||_F^2`` (``"frobenius"``, default; = 4 (1 - cos angle),
+smooth and without wrap-around) or as the squared geodesic angle (``"geodesic"``); the paper's
+literal comparison of axis-angle vectors (``"axis_angle"``) jumps where |r| passes pi.
 """
 
 from __future__ import annotations
@@ -27,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqhand.conventions import OUTPUT_SLICES, WRIST
+from seqhand.conventions import NUM_JOINTS, OUTPUT_SLICES, WRIST
+from seqhand.geometry.rotations import axis_angle_to_matrix, geodesic_angle
 
 REF_LENGTH_3D_M = 0.1
 """3D distances in the losses are in units of 10 cm."""
@@ -50,6 +67,21 @@ class LossWeights:
     theta_temp: float = 2e-4
     camera: float = 1.0
     mask: float = 10.0
+    reduction: str = "authors"
+    rotation: str = "frobenius"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        if self.rotation not in ROTATION_LOSSES:
+            raise ValueError(
+                f"loss.rotation must be one of {ROTATION_LOSSES}, got {self.rotation!r}"
+            )
+
+
+REDUCTIONS = ("authors", "mean")
+ROTATION_LOSSES = ("frobenius", "geodesic", "axis_angle")
+_NOT_TERMS = ("theta_temp", "reduction", "rotation")
 
 
 def _check(name: str, x: torch.Tensor, last: tuple[int, ...]) -> None:
@@ -65,6 +97,20 @@ def masked_mean(values: torch.Tensor, valid: torch.Tensor | None = None) -> torc
     return (values * w).sum() / w.sum().clamp(min=1.0)
 
 
+def _reduce_points(err: torch.Tensor, valid: torch.Tensor | None, reduction: str,
+                   sum_scale: float | None = None) -> torch.Tensor:  # fmt: skip
+    """``(..., P)`` per-point errors -> scalar: a mean over valid points (``"mean"``), or the
+    sum over valid points of each sample, averaged over samples (``"sum"``; with
+    ``sum_scale`` the per-sample mean times ``sum_scale`` instead)."""
+    if reduction == "mean":
+        return masked_mean(err, valid)
+    w = torch.ones_like(err) if valid is None else torch.broadcast_to(valid.to(err), err.shape)
+    total = (err * w).sum(-1)
+    if sum_scale is not None:
+        total = total / w.sum(-1).clamp(min=1.0) * sum_scale
+    return total.mean() if total.numel() else total.sum()
+
+
 # --------------------------------------------------------------------------------------------
 # Eq. 8-10: 2D joints, 3D joints, 3D mesh
 # --------------------------------------------------------------------------------------------
@@ -74,8 +120,10 @@ def joints2d_loss(
     valid: torch.Tensor | None = None,
     *,
     image_size: float,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Eq. 8: mean over valid joints of ``|dx| + |dy|``, in units of the image side.
+    """Eq. 8: ``|dx| + |dy|`` in units of the image side, averaged (``"mean"``) or summed
+    (``"sum"``, the authors') over valid joints, then averaged over frames.
 
     Args:
         pred, target: ``(..., J, 2)`` pixels. valid: ``(..., J)`` (e.g. in-frame joints).
@@ -83,7 +131,7 @@ def joints2d_loss(
     """
     _check("pred", pred, (pred.shape[-2], 2))
     err = (pred - target).abs().sum(-1) / float(image_size)
-    return masked_mean(err, valid)
+    return _reduce_points(err, valid, reduction)
 
 
 def joints3d_loss(
@@ -92,15 +140,17 @@ def joints3d_loss(
     valid: torch.Tensor | None = None,
     *,
     ref_length: float = REF_LENGTH_3D_M,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Eq. 9: mean over valid joints of ``||pred - target||^2``, in units of ``ref_length``.
+    """Eq. 9: ``||pred - target||^2`` in units of ``ref_length``, averaged (``"mean"``) or
+    summed (``"sum"``) over valid joints, then averaged over frames.
 
     ``pred``, ``target``: ``(..., J, 3)`` metres, in the same (root-relative) frame;
     ``valid``: ``(..., J)``.
     """
     _check("pred", pred, (pred.shape[-2], 3))
     err = ((pred - target) / ref_length).pow(2).sum(-1)
-    return masked_mean(err, valid)
+    return _reduce_points(err, valid, reduction)
 
 
 def mesh3d_loss(
@@ -109,12 +159,15 @@ def mesh3d_loss(
     valid: torch.Tensor | None = None,
     *,
     ref_length: float = REF_LENGTH_3D_M,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Eq. 10: as :func:`joints3d_loss` over ``(..., V, 3)`` vertices; ``valid``: ``(...)``
-    per sample (only samples whose ground truth has vertices, e.g. FreiHAND)."""
+    per sample (only samples whose ground truth has vertices, e.g. FreiHAND). ``"sum"``: the
+    mean over vertices times 21, on the scale of the summed joint term."""
     _check("pred", pred, (pred.shape[-2], 3))
     err = ((pred - target) / ref_length).pow(2).sum(-1)
-    return masked_mean(err, None if valid is None else valid[..., None])
+    valid = None if valid is None else valid[..., None]
+    return _reduce_points(err, valid, reduction, sum_scale=float(NUM_JOINTS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,17 +329,29 @@ def camera_loss(
     *,
     image_hw: tuple[int, int],
     scale_ref: float | None = None,
+    pred_rotmat: torch.Tensor | None = None,
+    rotation: str = "axis_angle",
 ) -> torch.Tensor:
     """Eq. 13: ``sum over {theta, beta, r, t, s} of ||pred - target||^2``, mean over samples.
 
     ``pred``, ``target``: ``(..., 26)`` parameters (network layout, pixels/radians);
     ``valid``: ``(...)``. Groups are compared in the units of :func:`normalised_params`.
-    Rotations are compared as axis-angle vectors, as in the paper.
+    The rotation: ``"axis_angle"`` compares the vectors (the paper, literally);
+    ``"frobenius"`` / ``"geodesic"`` compare ``pred_rotmat`` (``(..., 3, 3)``; default
+    Rodrigues of the predicted r) with Rodrigues of the target's r by ``||dR||_F^2`` or the
+    squared geodesic angle - continuous everywhere.
     """
     _check("pred", pred, (26,))
     a = normalised_params(pred, image_hw, scale_ref=scale_ref)
     b = normalised_params(target, image_hw, scale_ref=scale_ref)
-    err = sum((a[k] - b[k]).pow(2).sum(-1) for k in a)
+    err = sum((a[k] - b[k]).pow(2).sum(-1) for k in a if k != "rot" or rotation == "axis_angle")
+    if rotation != "axis_angle":
+        r_hat = axis_angle_to_matrix(a["rot"]) if pred_rotmat is None else pred_rotmat
+        r_true = axis_angle_to_matrix(b["rot"]).to(r_hat)
+        if rotation == "frobenius":
+            err = err + (r_hat - r_true).pow(2).sum((-2, -1))
+        else:
+            err = err + geodesic_angle(r_hat, r_true, eps=1e-7).pow(2)
     return masked_mean(err, valid)
 
 
@@ -296,7 +361,7 @@ def weighted_total(
     """Eq. 14/15: ``sum_k lambda_k L_k`` over the terms present (keys = LossWeights fields)."""
     weighted = {}
     for k, v in terms.items():
-        if not hasattr(weights, k) or k == "theta_temp":
+        if not hasattr(weights, k) or k in _NOT_TERMS:
             raise KeyError(f"no weight for loss term {k!r}")
         weighted[k] = getattr(weights, k) * v
     if not weighted:
@@ -405,8 +470,14 @@ class SeqHandLoss(nn.Module):
         self.root = root
         self.ref_length = ref_length
 
-    def forward(self, params, decoded, targets: Mapping[str, torch.Tensor], image_hw):
+    def forward(self, params, decoded, targets: Mapping[str, torch.Tensor], image_hw,
+                rotmat: torch.Tensor | None = None):  # fmt: skip
+        """``rotmat``: the network's ``(B, T, 3, 3)`` rotation (the 6D head's), used by the
+        rotation part of Eq. 13 unless ``weights.rotation == "axis_angle"``."""
         t = targets
+        w = self.weights
+        red = "sum" if w.reduction == "authors" else "mean"
+        ref = 1.0 if w.reduction == "authors" else self.ref_length
         terms: dict[str, torch.Tensor] = {}
         metrics: dict[str, torch.Tensor] = {}
         root = None
@@ -414,20 +485,22 @@ class SeqHandLoss(nn.Module):
             root = t["joints3d"][..., self.root : self.root + 1, :]
         if "joints2d" in t:
             terms["joints2d"] = joints2d_loss(
-                decoded.joints2d, t["joints2d"], t.get("joints2d_valid"), image_size=max(image_hw)
-            )
+                decoded.joints2d, t["joints2d"], t.get("joints2d_valid"),
+                image_size=max(image_hw), reduction=red,
+            )  # fmt: skip
         if "joints3d" in t:
             target = t["joints3d"] - root if root is not None else t["joints3d"]
             terms["joints3d"] = joints3d_loss(
-                decoded.joints3d, target, t.get("joints3d_valid"), ref_length=self.ref_length
+                decoded.joints3d, target, t.get("joints3d_valid"), ref_length=ref, reduction=red
             )
         if "vertices3d" in t:
             if self.root_relative and root is None:
                 raise ValueError("vertices3d targets need joints3d to be made root-relative")
             target = t["vertices3d"] - root if root is not None else t["vertices3d"]
             terms["mesh3d"] = mesh3d_loss(
-                decoded.vertices3d, target, t.get("vertices3d_valid"), ref_length=self.ref_length
-            )
+                decoded.vertices3d, target, t.get("vertices3d_valid"), ref_length=ref,
+                reduction=red,
+            )  # fmt: skip
         if "mask_dist" in t:
             terms["mask"] = mask_loss(decoded.vertices2d, t["mask_dist"], t.get("mask_valid"))
             if "mask" in t:
@@ -436,8 +509,9 @@ class SeqHandLoss(nn.Module):
                 )
         if "params" in t:
             terms["camera"] = camera_loss(
-                params, t["params"], t.get("params_valid"), image_hw=image_hw
-            )
+                params, t["params"], t.get("params_valid"), image_hw=image_hw,
+                pred_rotmat=rotmat, rotation=w.rotation,
+            )  # fmt: skip
         sl = OUTPUT_SLICES
         terms["temporal"] = temporal_loss(
             params[..., sl["pose_pca"]],

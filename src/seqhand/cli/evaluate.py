@@ -36,6 +36,7 @@ def _evaluate(args) -> int:
     from seqhand.errors import SeqhandError
     from seqhand.evaluation.accumulator import MetricAccumulator
     from seqhand.evaluation.evaluator import evaluate_sequences, write_report
+    from seqhand.evaluation.view import ViewMetrics
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
@@ -56,12 +57,17 @@ def _evaluate(args) -> int:
         seqs, total = real_sequences(args.dataset, args.data_root, size, args.limit)
     acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset])
     hand = rec.get("hand_model") or None
+    view = ViewMetrics()
     evaluate_sequences(model, seqs, accumulator=acc, decoder=HandDecoder(
         None if hand == "builtin" else hand), per_frame=args.per_frame,
-        progress=not args.no_progress, total=total)  # fmt: skip
+        progress=not args.no_progress, total=total, view=view)  # fmt: skip
     label = rec["model_spec"]["name"] + (" (per-frame)" if args.per_frame else "")
     m = write_report(acc, args.out, dataset=args.dataset, label=label,
-                     extra={"checkpoint": str(args.checkpoint), "per_frame": args.per_frame})  # fmt: skip
-    print(f"{args.dataset}: EPE3D {m.get('epe3d_mean_mm') or float('nan'):.2f} mm, AUC {m.get('auc')}, "
-          f"written to {args.out}/metrics.json and pck.png")  # fmt: skip
+                     extra={"checkpoint": str(args.checkpoint), "per_frame": args.per_frame},
+                     view=view)  # fmt: skip
+    rot = m.get("rot_err_median_deg")
+    extra = (f", median rotation error {rot:.1f} deg" if rot is not None else "") + (
+        f", size ratio {m['size_ratio_median']:.2f}" if "size_ratio_median" in m else "")
+    print(f"{args.dataset}: EPE3D {m.get('epe3d_mean_mm') or float('nan'):.2f} mm, AUC {m.get('auc')}"
+          f"{extra}, written to {args.out}/metrics.json and pck.png")  # fmt: skip
     return 0

@@ -60,6 +60,12 @@ class GenerateConfig:
         encoder: a joints->theta encoder file (default: the shipped one of the built-in hand).
         supersample: anti-aliasing (1 = off, 2 = 2x2).
         with_vertices: also store mesh vertices per frame.
+        views: the camera model of the flows, ``"authors"`` (their generator's views and
+            update rates) or ``"seqhand"`` (see :mod:`seqhand.synth.flow`).
+        ego_fraction: share of flows seen by the egocentric camera (both view modes).
+        render_pose: ``"pca"`` renders theta rebuilt from its 10-component PCA code - the
+            pose the network regresses, so targets are reachable - or ``"full"``, the
+            encoder's full 45-d theta (the PCA code then misses it by ~3 mm per joint).
     """
 
     num_train: int = 200
@@ -79,11 +85,13 @@ class GenerateConfig:
     num_templates: int = 27
     alpha: float | None = None
     literal_flows: bool = False
-    ego_fraction: float = 0.5
     theta_source: str = "encoder"
     encoder: str | None = None
     supersample: int = 1
     with_vertices: bool = False
+    views: str = "authors"
+    ego_fraction: float = 0.2
+    render_pose: str = "pca"
 
     def validate(self) -> GenerateConfig:
         if self.num_train < 0 or self.num_test < 0 or self.num_train + self.num_test == 0:
@@ -92,6 +100,12 @@ class GenerateConfig:
             raise SeqhandError("frames >= 1, image_size >= 16 and shard_size >= 1 are required")
         if self.image_format not in ("jpg", "png"):
             raise SeqhandError(f"image_format must be jpg or png, got {self.image_format!r}")
+        if self.views not in ("authors", "seqhand"):
+            raise SeqhandError(f"views must be authors or seqhand, got {self.views!r}")
+        if self.render_pose not in ("pca", "full"):
+            raise SeqhandError(f"render_pose must be pca or full, got {self.render_pose!r}")
+        if not 0.0 <= self.ego_fraction <= 1.0:
+            raise SeqhandError(f"ego_fraction must be in [0, 1], got {self.ego_fraction}")
         if self.theta_source not in ("encoder", "bank"):
             raise SeqhandError(f"theta_source must be encoder or bank, got {self.theta_source!r}")
         for name in ("poses", "backgrounds", "templates", "hand_model", "encoder"):
@@ -188,11 +202,12 @@ def _context(cfg_json: str, bank_file: str):
     backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed)
     flow_cfg = FlowConfig(n_frames=cfg.frames, **({"alpha": cfg.alpha} if cfg.alpha else {}),
                           image_size=224, ego_fraction=cfg.ego_fraction,
-                          literal=cfg.literal_flows,
+                          literal=cfg.literal_flows, views=cfg.views,
                           num_templates=len(templates))  # fmt: skip
     composer = Composer(layer=layer, encoder=encoder, templates=templates,
                         backgrounds=backgrounds, image_size=cfg.image_size,
-                        supersample=cfg.supersample, with_vertices=cfg.with_vertices)  # fmt: skip
+                        supersample=cfg.supersample, with_vertices=cfg.with_vertices,
+                        render_pca=cfg.render_pose == "pca")  # fmt: skip
     return cfg, bank, nn, flow_cfg, composer
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from seqhand.conventions import MCP_IDS
 from seqhand.evaluation.accumulator import MetricAccumulator
 from seqhand.evaluation.plots import curve_from_metrics, plot_pck
+from seqhand.evaluation.view import ViewMetrics
 from seqhand.models import HandDecoder, normalize_frames
 from seqhand.training.batch import resize_points
 
@@ -32,6 +33,7 @@ class EvalFrame:
     image: ``(S, S, 3)`` uint8. joints3d: ``(21, 3)`` metres, camera frame (any root).
     joints2d: ``(21, 2)`` pixels of the crop, or None. valid: ``(21,)`` bool.
     root_kind: ``"wrist"`` or ``"palm"`` (STB's slot 0 is the palm centre).
+    rot: ``(3,)`` true global rotation (axis-angle) when known (generated data), else None.
     """
 
     image: np.ndarray
@@ -39,6 +41,7 @@ class EvalFrame:
     joints2d: np.ndarray | None
     valid: np.ndarray
     root_kind: str = "wrist"
+    rot: np.ndarray | None = None
 
 
 def generated_sequences(root, split: str = "test", image_size: int = 224,
@@ -61,7 +64,8 @@ def generated_sequences(root, split: str = "test", image_size: int = 224,
         rmat = Rotation.from_rotvec(ann["rot"]).as_matrix()
         j3 = np.einsum("tij,tkj->tki", rmat, ann["joints3d"])
         j2 = resize_points(ann["joints2d"], f)
-        seq = [EvalFrame(frames[i], j3[i], j2[i], np.ones(21, bool)) for i in range(len(frames))]
+        seq = [EvalFrame(frames[i], j3[i], j2[i], np.ones(21, bool), rot=ann["rot"][i])
+               for i in range(len(frames))]  # fmt: skip
         yield s["meta"].get("key", f"{split}-{k:07d}"), seq
 
 
@@ -76,9 +80,10 @@ def evaluate_sequences(
     chunk: int = 16,
     progress: bool = True,
     total: int | None = None,
+    view: ViewMetrics | None = None,
 ) -> MetricAccumulator:
     """Run ``model`` over every sequence (state carried within, reset between) and feed
-    ``accumulator``. Returns the accumulator."""
+    ``accumulator`` (and ``view``: rotation error and size ratio). Returns the accumulator."""
     from seqhand.data.stb import palm_from_joints
 
     decoder = decoder if decoder is not None else HandDecoder(None)
@@ -104,6 +109,13 @@ def evaluate_sequences(
         gt3 = np.stack([f.joints3d for f in frames])
         valid = np.stack([f.valid for f in frames])
         has2d = frames[0].joints2d is not None
+        if view is not None:
+            view.process(
+                dec.params["rot"].double().numpy(),
+                np.stack([f.rot for f in frames]) if frames[0].rot is not None else None,
+                pred2,
+                np.stack([f.joints2d for f in frames]) if has2d else None,
+            )
         accumulator.process(
             pred3, gt3, valid,
             sequence_ids=[seq_id] * len(frames), frame_indices=list(range(len(frames))),
@@ -116,11 +128,13 @@ def evaluate_sequences(
 
 
 def write_report(acc: MetricAccumulator, out_dir, *, dataset: str, label: str,
-                 extra: dict | None = None) -> dict:  # fmt: skip
+                 extra: dict | None = None, view: ViewMetrics | None = None) -> dict:  # fmt: skip
     """Write ``metrics.json``, ``per_frame.jsonl`` and ``pck.png`` to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = acc.evaluate()
+    if view is not None:
+        metrics.update(view.evaluate())
     metrics["dataset"] = dataset
     metrics.update(extra or {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -52,8 +52,13 @@ class DecodedHand:
     params: dict[str, torch.Tensor]
 
 
-def decode_params(params: torch.Tensor, hand_layer: HandLayer) -> DecodedHand:
+def decode_params(
+    params: torch.Tensor, hand_layer: HandLayer, rotmat: torch.Tensor | None = None
+) -> DecodedHand:
     """Decode ``(..., 26)`` network parameters (any leading dims) with ``hand_layer``.
+
+    ``rotmat``: optional ``(..., 3, 3)`` rotation used instead of ``Rodrigues(r)`` (the 6D
+    head's R, so that gradients do not pass through the axis-angle).
 
     ``hand_layer`` must use ``pose_origin="mean"`` (the network's pose PCA code is relative to
     the mean hand). See the module docstring for frames and units.
@@ -71,7 +76,10 @@ def decode_params(params: torch.Tensor, hand_layer: HandLayer) -> DecodedHand:
     out = hand_layer(pose_pca=parts["pose_pca"], betas=parts["betas"])
     nj = out.joints.shape[1]
     pts = torch.cat([out.joints, out.vertices], dim=1)  # (N, 21 + V, 3), hand-model frame
-    rmat = axis_angle_to_matrix(parts["rot"])
+    if rotmat is None:
+        rmat = axis_angle_to_matrix(parts["rot"])
+    else:
+        rmat = rotmat.reshape(-1, 3, 3).to(flat.dtype)
     rotated = pts @ rmat.transpose(-1, -2)  # R X
     x2d = parts["scale"][:, None, :] * rotated[..., :2] + parts["trans"][:, None, :]
     root = rotated[:, WRIST]
@@ -109,5 +117,5 @@ class HandDecoder(nn.Module):
         """``(F, 3)`` triangle vertex ids of the mesh."""
         return self.hand_layer.faces
 
-    def forward(self, params: torch.Tensor) -> DecodedHand:
-        return decode_params(params, self.hand_layer)
+    def forward(self, params: torch.Tensor, rotmat: torch.Tensor | None = None) -> DecodedHand:
+        return decode_params(params, self.hand_layer, rotmat)

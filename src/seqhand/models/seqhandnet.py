@@ -19,7 +19,13 @@ raw numbers z are mapped by :func:`raw_to_params` so that z = 0 is a plausible h
 
     s = s_ref * softplus(z_s + log(e - 1))        # z_s = 0 -> s_ref, always > 0
     t = (W / 2, H / 2) * (1 + z_t)                 # z_t = 0 -> crop centre, +-1 -> crop edges
-    r = z_r + rot_offset;  theta_pca = z_theta;  beta = z_beta
+    R = GS(z_r6 + 6D(R_offset))  (6D head, default)  |  r = z_r + rot_offset  (axis-angle head)
+    theta_pca = z_theta;  beta = z_beta
+
+The global rotation leaves the network as 6 numbers mapped to R by Gram-Schmidt (the continuous
+representation of Zhou et al., CVPR 2019; ``rotation="6d"``, 29 raw numbers) - the 26 numbers
+carry R's axis-angle - or, for the ablation, as the paper's literal axis-angle vector
+(``rotation="axis_angle"``, 26 raw numbers), which jumps where |r| passes pi.
 
 with ``s_ref = min(H, W) / (CROP_FACTOR * HAND_EXTENT_M)``: a hand ~18 cm long whose tight box
 is 1/2.2 of the crop side (the crops of the paper, section 5) - 566 px/m at 224x224. The last
@@ -42,6 +48,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqhand.conventions import CROP_FACTOR, HAND_EXTENT_M, OUTPUT_DIM, OUTPUT_SLICES
+from seqhand.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_rotation_6d,
+    rotation_6d_to_matrix,
+)
 from seqhand.models.convlstm import ConvLSTM
 from seqhand.models.resnet import IMAGENET_MEAN, IMAGENET_STD, ResNet, build_resnet
 
@@ -68,38 +80,71 @@ def reference_scale(
     return float(image_size) / (crop_factor * hand_extent_m)
 
 
-def raw_to_params(
+ROTATIONS = ("6d", "axis_angle")
+"""How a network outputs the global rotation: ``"6d"`` - 6 raw numbers mapped to R by
+Gram-Schmidt (Zhou et al. 2019, continuous, the default) - or ``"axis_angle"`` - 3 raw numbers,
+the paper's literal Rodrigues vector (it jumps at |r| = pi; kept for the ablation)."""
+
+
+def raw_dim(rotation: str = "6d") -> int:
+    """Length of a network's raw output: 26 (axis-angle) or 29 (6D rotation)."""
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+    return OUTPUT_DIM + (3 if rotation == "6d" else 0)
+
+
+def decode_raw(
     raw: torch.Tensor,
     image_hw: tuple[int, int],
     *,
+    rotation: str = "axis_angle",
     rot_offset: torch.Tensor | None = None,
     hand_extent_m: float = HAND_EXTENT_M,
     crop_factor: float = CROP_FACTOR,
-) -> torch.Tensor:
-    """Map the last layer's ``(..., 26)`` raw numbers to camera/hand parameters (module doc)."""
-    if raw.shape[-1] != OUTPUT_DIM:
-        raise ValueError(f"expected (..., {OUTPUT_DIM}) raw outputs, got {tuple(raw.shape)}")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last layer's raw numbers -> ``(params (..., 26), R (..., 3, 3))`` (module doc).
+
+    ``raw`` is ``(..., 26)`` for ``rotation="axis_angle"`` (``r = z_r + rot_offset``) and
+    ``(..., 29)`` for ``"6d"`` (``R = GS(z_r6 + 6D(Rodrigues(rot_offset)))``, and ``r`` in the
+    26 numbers is R's axis-angle, angle in [0, pi]). ``R`` is what the losses should use: it is
+    continuous in ``raw`` for the 6D head.
+    """
+    n = raw_dim(rotation)
+    if raw.shape[-1] != n:
+        raise ValueError(f"expected (..., {n}) raw outputs for {rotation}, got {tuple(raw.shape)}")
     h, w = image_hw
     s_ref = reference_scale(min(h, w), hand_extent_m, crop_factor)
-    sl = OUTPUT_SLICES
-    scale = s_ref * F.softplus(raw[..., sl["scale"]] + _SOFTPLUS_INV_ONE)
+    scale = s_ref * F.softplus(raw[..., 0:1] + _SOFTPLUS_INV_ONE)
     half = raw.new_tensor([w / 2.0, h / 2.0])
-    trans = half * (1.0 + raw[..., sl["trans"]])
-    rot = raw[..., sl["rot"]]
-    if rot_offset is not None:
-        rot = rot + rot_offset
-    return torch.cat([scale, trans, rot, raw[..., sl["pose_pca"].start :]], dim=-1)
+    trans = half * (1.0 + raw[..., 1:3])
+    offset = raw.new_zeros(3) if rot_offset is None else rot_offset.to(raw)
+    if rotation == "6d":
+        rmat = rotation_6d_to_matrix(raw[..., 3:9] + matrix_to_rotation_6d(
+            axis_angle_to_matrix(offset)))  # fmt: skip
+        rot = matrix_to_axis_angle(rmat)
+    else:
+        rot = raw[..., 3:6] + offset
+        rmat = axis_angle_to_matrix(rot)
+    rest = raw[..., n - (OUTPUT_DIM - OUTPUT_SLICES["pose_pca"].start) :]
+    return torch.cat([scale, trans, rot, rest], dim=-1), rmat
+
+
+def raw_to_params(raw: torch.Tensor, image_hw: tuple[int, int], **kwargs: Any) -> torch.Tensor:
+    """Map the last layer's raw numbers to the 26 parameters (:func:`decode_raw`'s first part)."""
+    return decode_raw(raw, image_hw, **kwargs)[0]
 
 
 def params_to_raw(
     params: torch.Tensor,
     image_hw: tuple[int, int],
     *,
+    rotation: str = "axis_angle",
     rot_offset: torch.Tensor | None = None,
     hand_extent_m: float = HAND_EXTENT_M,
     crop_factor: float = CROP_FACTOR,
 ) -> torch.Tensor:
-    """Inverse of :func:`raw_to_params` (``s`` must be > 0)."""
+    """Inverse of :func:`raw_to_params` (``s`` must be > 0); for the 6D head, the raw numbers
+    whose Gram-Schmidt image is exactly R (the first two columns minus the offset's)."""
     h, w = image_hw
     s_ref = reference_scale(min(h, w), hand_extent_m, crop_factor)
     sl = OUTPUT_SLICES
@@ -107,9 +152,12 @@ def params_to_raw(
     z_s = y + torch.log(-torch.expm1(-y)) - _SOFTPLUS_INV_ONE  # softplus^-1(y) = log(e^y - 1)
     half = params.new_tensor([w / 2.0, h / 2.0])
     z_t = params[..., sl["trans"]] / half - 1.0
-    z_r = params[..., sl["rot"]]
-    if rot_offset is not None:
-        z_r = z_r - rot_offset
+    offset = params.new_zeros(3) if rot_offset is None else rot_offset.to(params)
+    if rotation == "6d":
+        z_r = matrix_to_rotation_6d(axis_angle_to_matrix(params[..., sl["rot"]]))
+        z_r = z_r - matrix_to_rotation_6d(axis_angle_to_matrix(offset))
+    else:
+        z_r = params[..., sl["rot"]] - offset
     return torch.cat([z_s, z_t, z_r, params[..., sl["pose_pca"].start :]], dim=-1)
 
 
@@ -155,8 +203,9 @@ class HandRegressor(nn.Module):
       Every model here is causal, so every model streams.
 
     Args (shared by every subclass, keyword-only there):
-        rot_offset: added to the raw rotation, i.e. the rotation predicted at initialisation
-            (axis-angle, default identity). Set it to the mean camera rotation of the data.
+        rotation: ``"6d"`` (default: continuous, Zhou et al. 2019) or ``"axis_angle"`` (the
+            paper's literal head) - see :data:`ROTATIONS`. The 26 output numbers are the same.
+        rot_offset: the rotation predicted at initialisation (axis-angle, default identity).
         hand_extent_m, crop_factor: define the initial scale ``s_ref`` (module docstring).
     """
 
@@ -166,11 +215,14 @@ class HandRegressor(nn.Module):
     def __init__(
         self,
         *,
+        rotation: str = "6d",
         rot_offset: Sequence[float] = (0.0, 0.0, 0.0),
         hand_extent_m: float = HAND_EXTENT_M,
         crop_factor: float = CROP_FACTOR,
     ) -> None:
         super().__init__()
+        self.rotation = str(rotation)
+        self.raw_dim = raw_dim(self.rotation)
         self.register_buffer(
             "rot_offset", torch.as_tensor(rot_offset, dtype=torch.float32).reshape(3)
         )
@@ -179,7 +231,7 @@ class HandRegressor(nn.Module):
 
     # -- to implement ---------------------------------------------------------------------
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
-        """``(B, T, 3, H, W)`` normalised frames -> ``(B, T, 26)`` raw outputs and new state."""
+        """``(B, T, 3, H, W)`` normalised frames -> ``(B, T, raw_dim)`` raw outputs and state."""
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------
@@ -193,18 +245,22 @@ class HandRegressor(nn.Module):
         feats = self.backbone.forward_features(frames.reshape((b * t,) + frames.shape[2:]))
         return feats.reshape((b, t) + feats.shape[1:])
 
-    def to_params(self, raw: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
-        """Raw ``(..., 26)`` -> parameters in pixels / radians (see :func:`raw_to_params`)."""
-        return raw_to_params(
+    def decode_raw(self, raw: torch.Tensor, image_hw: tuple[int, int]):
+        """Raw ``(..., raw_dim)`` -> ``(params (..., 26), R (..., 3, 3))`` (:func:`decode_raw`)."""
+        return decode_raw(
             raw,
             image_hw,
-            rot_offset=self.rot_offset.to(raw.dtype),
+            rotation=self.rotation,
+            rot_offset=self.rot_offset,
             hand_extent_m=self.hand_extent_m,
             crop_factor=self.crop_factor,
         )
 
-    def forward(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
-        """``(B, T, 3, H, W)`` normalised frames -> ``(params (B, T, 26), state)``."""
+    def to_params(self, raw: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+        """Raw ``(..., raw_dim)`` -> parameters ``(..., 26)`` in pixels / radians."""
+        return self.decode_raw(raw, image_hw)[0]
+
+    def _check_frames(self, frames: torch.Tensor) -> None:
         if frames.dim() != 5 or frames.shape[2] != 3 or frames.shape[1] < 1:
             raise ValueError(
                 f"{type(self).__name__} expects (B, T, 3, H, W) frames with T >= 1, got "
@@ -212,8 +268,19 @@ class HandRegressor(nn.Module):
             )
         if not frames.is_floating_point():
             raise TypeError(f"frames must be float and normalised, got {frames.dtype}")
+
+    def forward_full(self, frames: torch.Tensor, state: State = None):
+        """``(B, T, 3, H, W)`` -> ``(params (B, T, 26), R (B, T, 3, 3), state)``; training uses
+        R (continuous for the 6D head) rather than the axis-angle inside ``params``."""
+        self._check_frames(frames)
         raw, state = self.forward_raw(frames, state)
-        return self.to_params(raw, tuple(frames.shape[-2:])), state
+        params, rmat = self.decode_raw(raw, tuple(frames.shape[-2:]))
+        return params, rmat, state
+
+    def forward(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        """``(B, T, 3, H, W)`` normalised frames -> ``(params (B, T, 26), state)``."""
+        params, _, state = self.forward_full(frames, state)
+        return params, state
 
     def step(self, frame: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """One frame ``(B, 3, H, W)`` -> ``(params (B, 26), state)``."""
@@ -268,7 +335,7 @@ class SeqHandNet(HandRegressor):
         )
         nn.init.kaiming_normal_(self.reduce[0].weight, mode="fan_out", nonlinearity="relu")
         self.convlstm = ConvLSTM(reduce_channels, hidden_channels, kernel_size, peephole=peephole)
-        self.head = RegressionHead(hidden_channels, head_hidden)
+        self.head = RegressionHead(hidden_channels, head_hidden, self.raw_dim)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         b, t = frames.shape[:2]

@@ -62,7 +62,7 @@ class PerFrameRegressor(HandRegressor):
     ) -> None:
         super().__init__(**kwargs)
         self.backbone = make_backbone(backbone, backbone_width)
-        self.head = RegressionHead(self.backbone.num_features, head_hidden)
+        self.head = RegressionHead(self.backbone.num_features, head_hidden, self.raw_dim)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         return self.head(self.encode_frames(frames).mean(dim=(-2, -1))), None
@@ -93,7 +93,7 @@ class LSTMRegressor(HandRegressor):
         with torch.no_grad():  # forget gate (PyTorch order i, f, g, o) starts open
             self.lstm.bias_ih_l0[hidden_size : 2 * hidden_size].fill_(forget_bias)
             self.lstm.bias_hh_l0[hidden_size : 2 * hidden_size].zero_()
-        self.head = RegressionHead(hidden_size, head_hidden)
+        self.head = RegressionHead(hidden_size, head_hidden, self.raw_dim)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         pooled = self.encode_frames(frames).mean(dim=(-2, -1))  # (B, T, C)
@@ -128,7 +128,7 @@ class I3DRegressor(HandRegressor):
         self.backbone = InflatedResNet(
             backbone, stem_kt=stem_kt, block_kt=block_kt, inflate=inflate, width=backbone_width
         )
-        self.head = RegressionHead(self.backbone.num_features, head_hidden)
+        self.head = RegressionHead(self.backbone.num_features, head_hidden, self.raw_dim)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         feats, state = self.backbone.forward_features(frames, state)
@@ -210,7 +210,7 @@ class MFNetRegressor(HandRegressor):
         c4 = self.backbone.num_features
         self.motion3 = MotionBlock(c4 // 2, c4 // 2 // motion_ratio)
         self.motion4 = MotionBlock(c4, c4 // motion_ratio)
-        self.head = RegressionHead(c4, head_hidden)
+        self.head = RegressionHead(c4, head_hidden, self.raw_dim)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         b, t = frames.shape[:2]

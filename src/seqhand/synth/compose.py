@@ -5,7 +5,9 @@ For each sequence (a :class:`SequencePlan`, everything random about it drawn bef
 ``(seed, index)``):
 
 1. the flow's canonical joints (T, 21, 3) go through the joints->theta encoder to pose
-   parameters theta (T, 45), relative to the flat hand;
+   parameters theta (T, 45), relative to the flat hand; with ``render_pca`` (default) theta
+   is replaced by its reconstruction from the ``num_pca``-component PCA code - the pose the
+   network regresses - so a perfect network reaches the stored joints exactly;
 2. the hand layer poses the hand model with theta and the sequence's beta (global orientation
    0: the camera rotation R carries the hand's orientation) -> vertices and joints in the
    hand-model frame, metres;
@@ -100,6 +102,8 @@ class Composer:
         templates: sequence of ``(V, 3)`` colour templates. backgrounds: sequence of images.
         image_size: output frame side in pixels. supersample: anti-aliasing factor (1 = off).
         num_pca: length of the theta PCA code stored in the annotations.
+        render_pca: render theta rebuilt from its PCA code (reachable targets) rather than the
+            encoder's full theta.
     """
 
     layer: HandLayer
@@ -112,6 +116,7 @@ class Composer:
     fit_fraction: float = 0.9
     max_outside: float = 0.1
     with_vertices: bool = False
+    render_pca: bool = True
 
     def __post_init__(self) -> None:
         if self.layer.pose_origin != "flat":
@@ -122,9 +127,10 @@ class Composer:
     def pose(self, plans: list[SequencePlan]):
         """Encoder + hand layer for all frames of ``plans`` at once.
 
-        Returns theta (N, 45), vertices and joints in the hand-model frame (N, V, 3) /
-        (N, 21, 3), and the canonical placement per frame: rotation (N, 3, 3) and wrist (N, 3)
-        (the bank's canonical frame is ``R_place (X - wrist)``; identity for the built-in hand).
+        Returns theta (N, 45) as rendered, its PCA code (N, num_pca), vertices and joints in
+        the hand-model frame (N, V, 3) / (N, 21, 3), and the canonical placement per frame:
+        rotation (N, 3, 3) and wrist (N, 3) (the bank's canonical frame is
+        ``R_place (X - wrist)``; identity for the built-in hand).
         """
         from seqhand.synth.encoder import canonical_placement
 
@@ -134,13 +140,16 @@ class Composer:
         else:
             joints = np.concatenate([p.joints for p in plans]).astype(np.float32)
             theta = self.encoder(torch.from_numpy(joints)).float()
+        code = self.pca_code(theta.numpy())
+        if self.render_pca:
+            theta = torch.from_numpy(self.pca_pose(code)).float()
         betas_seq = torch.from_numpy(np.stack([p.betas for p in plans])).float()
         betas = betas_seq.repeat_interleave(t, 0)
         out = self.layer(hand_pose=theta, betas=betas)
         go, transl = canonical_placement(self.layer, betas_seq)
         rplace = axis_angle_to_matrix(go).repeat_interleave(t, 0)
         wrist = (-transl).repeat_interleave(t, 0)
-        return (theta.numpy(), out.vertices.numpy(), out.joints.numpy(),
+        return (theta.numpy(), code, out.vertices.numpy(), out.joints.numpy(),
                 rplace.double().numpy(), wrist.double().numpy())  # fmt: skip
 
     def compose(self, plans: list[SequencePlan]) -> list[dict]:
@@ -148,8 +157,7 @@ class Composer:
         if not plans:
             return []
         t = plans[0].joints.shape[0]
-        theta, verts, joints, rplace, wrist = self.pose(plans)
-        code = self.pca_code(theta)
+        theta, code, verts, joints, rplace, wrist = self.pose(plans)
         samples = []
         for k, plan in enumerate(plans):
             sl = slice(k * t, (k + 1) * t)
@@ -162,6 +170,13 @@ class Composer:
         comps = self.layer.hands_components.double().numpy()[: self.num_pca]
         rel = theta.astype(np.float64) - self.layer.hands_mean.double().numpy()
         return np.linalg.lstsq(comps.T, rel.T, rcond=None)[0].T.astype(np.float32)
+
+    def pca_pose(self, code: np.ndarray) -> np.ndarray:
+        """theta (relative to the flat hand) of a PCA code: ``mean + code @ components``, exactly
+        what the decoder's hand layer (``pose_origin="mean"``) builds from the code."""
+        comps = self.layer.hands_components.double().numpy()[: self.num_pca]
+        mean = self.layer.hands_mean.double().numpy()
+        return (mean + code.astype(np.float64) @ comps).astype(np.float32)
 
     def _camera(self, plan: SequencePlan, verts, joints, rplace, wrist):
         """Final camera: total rotation R = R_cam R_place (hand-model frame -> camera), s, and t

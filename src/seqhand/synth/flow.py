@@ -55,6 +55,16 @@ bank a flow then closes about 2/3 of the distance to P_final, at a mean joint sp
 its first frame, decaying (an ease-out motion); smaller alphas leave most flows far from
 P_final, larger ones jump in two or three frames and then hold."""
 VIEWS = ("third", "ego")
+VIEW_MODES = ("authors", "seqhand")
+"""Camera models of a flow (see the module docstring): ``"authors"`` - the authors' generator
+(vanyoleyang/seqhand), ``"seqhand"`` - this project's earlier third-person/egocentric model."""
+
+MANO_TO_CANONICAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+"""Nominal rotation from MANO's model frame to the canonical bank frame. In MANO's frame (the
+rest joints of MANO_RIGHT) the fingers point along -x, the thumb side is +z and the palm faces
+-y; in the canonical frame the fingers point along -y, the thumb is +x and the palm faces -z."""
+AUTHORS_ROOT = np.array([np.pi, 0.0, 0.0])
+"""The MANO root rotation the authors' generator sets on every frame (``pose_param[:, 0] = pi``)."""
 
 
 class FlowError(SeqhandError, ValueError):
@@ -78,6 +88,8 @@ class FlowConfig:
         num_templates: number of colour templates to pick from.
         beta_range: betas ~ U[-beta_range, beta_range]^10.
         centre: canonical-frame point (metres) that the camera centres.
+        views: the camera model, ``"authors"`` or ``"seqhand"`` (:data:`VIEW_MODES`, module
+            docstring). ``ego_fraction`` of the flows use the egocentric camera in both.
         literal: follow Eq. 7 literally. Then a step whose nearest bank pose is the pose it
             started from stays there for good (``P_updated`` depends only on ``P_{k-1}``), and
             on a bank sparser than BigHand's 2.2M captured poses most flows freeze within a few
@@ -94,11 +106,12 @@ class FlowConfig:
     hand_extent: float = 0.2
     fill: tuple[float, float] = (0.6, 0.95)
     offset: float = 0.12
-    ego_fraction: float = 0.5
+    ego_fraction: float = 0.2
     num_templates: int = 8
     beta_range: float = 2.0
     centre: tuple[float, float, float] = (0.0, -0.09, 0.0)
     literal: bool = False
+    views: str = "authors"
 
     def __post_init__(self) -> None:
         if self.n_frames < 1:
@@ -110,6 +123,8 @@ class FlowConfig:
             )
         if not 0.0 <= self.ego_fraction <= 1.0:
             raise FlowError(f"ego_fraction must be in [0, 1], got {self.ego_fraction}")
+        if self.views not in VIEW_MODES:
+            raise FlowError(f"views must be one of {VIEW_MODES}, got {self.views!r}")
         if self.num_templates < 1:
             raise FlowError(f"num_templates must be >= 1, got {self.num_templates}")
 
@@ -280,21 +295,26 @@ def linear_flow(start: np.ndarray, end: np.ndarray, n_frames: int, alpha: float)
 # Per-flow random numbers and cameras
 # --------------------------------------------------------------------------------------------
 _N_UNIFORM = 1 + 2 * 6 + NUM_BETAS + 1  # view, 2 x (yaw, pitch, roll, fill, ox, oy), betas, tpl
+_N_AUTHORS = 2 * 6 + 1  # 2 x (branch, a1/ax, a2/ay, a3/az, angle, unit axis), rotation speed
 
 
-def flow_randoms(seed: int, indices: np.ndarray, bank_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-flow random numbers: ``(F, 2)`` bank indices (initial, final) and ``(F, 24)`` uniforms.
+def flow_randoms(
+    seed: int, indices: np.ndarray, bank_size: int, extra: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-flow random numbers: ``(F, 2)`` bank indices (initial, final) and ``(F, 24 + extra)``
+    uniforms.
 
     Flow ``i`` draws from ``default_rng(SeedSequence((seed, i)))``: first two integers in
     ``[0, bank_size)``, then 24 uniforms in [0, 1) (view, start camera, end camera, betas,
-    template).
+    template), then ``extra`` more (the authors' camera model), so the first 24 do not depend
+    on ``extra``.
     """
     ids = np.empty((len(indices), 2), np.int64)
-    u = np.empty((len(indices), _N_UNIFORM))
+    u = np.empty((len(indices), _N_UNIFORM + extra))
     for r, i in enumerate(np.asarray(indices, np.int64)):
         rng = np.random.default_rng(np.random.SeedSequence((int(seed), int(i))))
         ids[r] = rng.integers(0, bank_size, size=2)
-        u[r] = rng.random(_N_UNIFORM)
+        u[r] = rng.random(_N_UNIFORM + extra)
     return ids, u
 
 
@@ -313,6 +333,81 @@ def sample_cameras(u: np.ndarray, ego: np.ndarray, config: FlowConfig):
     rot = Rotation.from_euler("ZXY", np.stack([roll, pitch, yaw], 1))  # Rz @ Rx @ Ry
     size = float(config.image_size)
     s = _lerp(u[:, 3], *config.fill) * size / config.hand_extent
+    off = _lerp(u[:, 4:6], -config.offset, config.offset) * size
+    off[:, 1] += np.where(ego, 0.08 * size, 0.0)
+    c = rot.apply(np.tile(np.asarray(config.centre, np.float64), (len(u), 1)))
+    t = 0.5 * size + off - s[:, None] * c[:, :2]
+    return rot, s, t
+
+
+def authors_view_rotations(u: np.ndarray) -> Rotation:
+    """The authors' view rotation (``get_ss_tu_tv`` of vanyoleyang/seqhand), in the canonical
+    frame, from uniforms ``u (F, 6)`` = (branch, x1, x2, x3, angle, unit axis).
+
+    Branch ``u[:, 0] < 0.5``: a fixed frontal view ``r = (-pi/3 - a1, -pi/3 - a2, pi/3 + a3)``,
+    ``a ~ U(0.1, 0.3)^3``; otherwise a broad one: an angle ``U(-pi, pi)`` about an axis with
+    components ``U(-1, 1)`` of which one (chosen uniformly) is set to 1, normalised. The view
+    acts on MANO's hand after the root rotation (pi, 0, 0); expressed for canonical points:
+    ``R = R_view R_x(pi) M^T`` with ``M`` = :data:`MANO_TO_CANONICAL`.
+    """
+    frontal = u[:, 0] < 0.5
+    a = _lerp(u[:, 1:4], 0.1, 0.3)
+    r_front = np.stack([-np.pi / 3 - a[:, 0], -np.pi / 3 - a[:, 1], np.pi / 3 + a[:, 2]], 1)
+    axis = _lerp(u[:, 1:4], -1.0, 1.0)
+    axis[np.arange(len(u)), np.minimum((u[:, 5] * 3).astype(int), 2)] = 1.0
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    r_broad = _lerp(u[:, 4], -np.pi, np.pi)[:, None] * axis
+    view = Rotation.from_rotvec(np.where(frontal[:, None], r_front, r_broad))
+    place = Rotation.from_rotvec(AUTHORS_ROOT) * Rotation.from_matrix(MANO_TO_CANONICAL.T)
+    return view * place
+
+
+AUTHORS_RATES = {"scale": 0.05, "trans": 0.02, "rot_max": 0.06}
+"""Per-frame share of the remaining gap in the authors' generator (for 10-frame flows): scale
+0.5/10, translation 0.2/10, rotation U(0, 0.6)/10 drawn per flow."""
+
+
+def authors_fill(u: np.ndarray) -> np.ndarray:
+    """The authors' scale: the hand's extent is 1 / U(1.7, 2.1) of the crop."""
+    return 1.0 / _lerp(u, 1.7, 2.1)
+
+
+def rate_flow(start: np.ndarray, end: np.ndarray, n_frames: int, rate) -> np.ndarray:
+    """``x_k = x_{k-1} + rate (end - x_{k-1})`` for vectors ``(F, ...)``; ``rate`` scalar or
+    ``(F,)`` -> ``(F, n_frames, ...)`` (Eq. 6's rule with ``alpha / n = rate``)."""
+    rate = np.broadcast_to(np.asarray(rate, np.float64), (len(start),))
+    rate = rate.reshape((-1,) + (1,) * (np.ndim(start) - 1))
+    out = np.empty((len(start), n_frames) + np.shape(start)[1:])
+    cur = np.asarray(start, np.float64)
+    out[:, 0] = cur
+    for k in range(1, n_frames):
+        cur = cur + rate * (end - cur)
+        out[:, k] = cur
+    return out
+
+
+def rate_geodesic_flow(start: Rotation, end: Rotation, n_frames: int, rate) -> np.ndarray:
+    """As :func:`geodesic_flow` with a per-flow share ``rate (F,)`` of the remaining angle."""
+    rate = np.broadcast_to(np.asarray(rate, np.float64), (len(start),))
+    out = np.empty((len(start), n_frames, 3))
+    cur = start
+    out[:, 0] = cur.as_rotvec()
+    for k in range(1, n_frames):
+        rel = (cur.inv() * end).as_rotvec()
+        cur = cur * Rotation.from_rotvec(rate[:, None] * rel)
+        out[:, k] = cur.as_rotvec()
+    return out
+
+
+def _authors_cameras(u: np.ndarray, ua: np.ndarray, ego: np.ndarray, config: FlowConfig):
+    """Start or end cameras of the authors' model: their view rotation (egocentric flows: the
+    egocentric camera of :func:`sample_cameras`), their scale, our centring."""
+    rot_e, _, _ = sample_cameras(u, ego, config)
+    rot_a = authors_view_rotations(ua)
+    quat = np.where(ego[:, None], rot_e.as_quat(), rot_a.as_quat())
+    rot = Rotation.from_quat(quat)
+    size = float(config.image_size)
+    s = authors_fill(u[:, 3]) * size / config.hand_extent
     off = _lerp(u[:, 4:6], -config.offset, config.offset) * size
     off[:, 1] += np.where(ego, 0.08 * size, 0.0)
     c = rot.apply(np.tile(np.asarray(config.centre, np.float64), (len(u), 1)))
@@ -344,21 +439,36 @@ def generate_flows(
     if len(nn) != len(points):
         raise FlowError(f"the NN index has {len(nn)} points but the bank has {len(points)}")
     index = np.arange(start, start + count, dtype=np.int64)
-    ids, u = flow_randoms(seed, index, len(points))
+    authors = config.views == "authors"
+    ids, u = flow_randoms(seed, index, len(points), _N_AUTHORS if authors else 0)
     t_frames, alpha = config.n_frames, config.alpha
     bank_idx = pose_flow_indices(points, nn, ids[:, 0], ids[:, 1], t_frames, alpha,
                                  config.literal)  # fmt: skip
     ego = u[:, 0] < config.ego_fraction
-    r0, s0, t0 = sample_cameras(u[:, 1:7], ego, config)
-    r1, s1, t1 = sample_cameras(u[:, 7:13], ego, config)
+    if authors:
+        ua = u[:, _N_UNIFORM:]
+        r0, s0, t0 = _authors_cameras(u[:, 1:7], ua[:, 0:6], ego, config)
+        r1, s1, t1 = _authors_cameras(u[:, 7:13], ua[:, 6:12], ego, config)
+        n = AUTHORS_RATES
+        scale10 = 10.0 / t_frames  # the rates are for the authors' 10-frame flows
+        rot_rate = _lerp(ua[:, 12], 0.0, n["rot_max"] * scale10)
+        cam_rot = rate_geodesic_flow(r0, r1, t_frames, rot_rate)
+        cam_scale = rate_flow(s0, s1, t_frames, n["scale"] * scale10)
+        cam_trans = rate_flow(t0, t1, t_frames, n["trans"] * scale10)
+    else:
+        r0, s0, t0 = sample_cameras(u[:, 1:7], ego, config)
+        r1, s1, t1 = sample_cameras(u[:, 7:13], ego, config)
+        cam_rot = geodesic_flow(r0, r1, t_frames, alpha)
+        cam_scale = linear_flow(s0, s1, t_frames, alpha)
+        cam_trans = linear_flow(t0, t1, t_frames, alpha)
     betas = _lerp(u[:, 13 : 13 + NUM_BETAS], -config.beta_range, config.beta_range)
-    template = np.minimum((u[:, -1] * config.num_templates).astype(np.int64),
+    template = np.minimum((u[:, _N_UNIFORM - 1] * config.num_templates).astype(np.int64),
                           config.num_templates - 1)  # fmt: skip
     return FlowBatch(
         bank_indices=bank_idx,
-        cam_rot=geodesic_flow(r0, r1, t_frames, alpha),
-        cam_scale=linear_flow(s0, s1, t_frames, alpha),
-        cam_trans=linear_flow(t0, t1, t_frames, alpha),
+        cam_rot=cam_rot,
+        cam_scale=cam_scale,
+        cam_trans=cam_trans,
         betas=betas,
         template=template,
         ego=ego,

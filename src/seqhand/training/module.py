@@ -55,10 +55,11 @@ class SeqHandModule(L.LightningModule):
         return self.model(frames, state)
 
     def _step(self, batch: dict):
-        params, _ = self.model(batch["frames"])
-        decoded = self.decoder(params)
+        params, rotmat, _ = self.model.forward_full(batch["frames"])
+        decoded = self.decoder(params, rotmat)
         targets = {k: v for k, v in batch.items() if k != "frames"}
-        out = self.loss_fn(params, decoded, targets, image_hw=tuple(batch["frames"].shape[-2:]))
+        out = self.loss_fn(params, decoded, targets, image_hw=tuple(batch["frames"].shape[-2:]),
+                           rotmat=rotmat)  # fmt: skip
         return params, decoded, out
 
     def training_step(self, batch, batch_idx):
