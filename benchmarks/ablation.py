@@ -1,13 +1,14 @@
 """A small-scale version of the paper's Table 2 on a CPU: the per-frame baseline vs + LSTM vs
-+ ConvLSTM (SeqHAND-Net), same data, same budget, same backbone (a half-width ResNet-18),
-evaluated on held-out generated sequences (3D / 2D error and AUC 20-50 mm, root-aligned), and
-the temporal smoothness of each (acceleration error, jitter, the paper's mean |delta beta| /
-|delta theta| between frames; section 5.2), with the recurrent variants also run with their state
-reset at every frame (``--per-frame``) - the smoothness comparison of issue 7.
++ ConvLSTM (SeqHAND-Net), same data, same budget, same backbone (the `tiny` preset's
+one-block-per-stage ResNet, width 32), several training seeds (mean +- sd), evaluated on
+held-out generated sequences: root-relative 3D error, PA-MPJPE, 2D error, AUC 20-50 mm, median
+rotation error, and the temporal smoothness of each (acceleration error, jitter, the paper's
+mean |delta beta| / |delta theta| between frames; section 5.2). The recurrent variants are also
+run with their state reset at every frame (``per-frame``).
 
-    python benchmarks/ablation.py --data out/demo/data --steps 600 --out runs/ablation
+    python benchmarks/ablation.py --data out/demo/data --steps 1500 --seeds 0,1,2 --out runs/ablation
 
-Writes ``OUT/<variant>/`` runs and ``OUT/ablation.json``; prints a Markdown table.
+Writes ``OUT/<variant>-s<seed>/`` runs and ``OUT/ablation.json``; prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -17,78 +18,102 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from seqhand.config import load_config
 from seqhand.data.generate import generate, preset
 from seqhand.evaluation.accumulator import MetricAccumulator
 from seqhand.evaluation.evaluator import evaluate_sequences, generated_sequences
+from seqhand.evaluation.view import ViewMetrics
 from seqhand.models import HandDecoder
 from seqhand.training.checkpoint import load_model
 from seqhand.training.run import train
 
-BACKBONE = {"backbone": "resnet18", "backbone_width": 32}
+BACKBONE = {"backbone": "resnet10", "backbone_width": 32}
 VARIANTS = {  # Table 2 rows, scaled down
     "per-frame baseline": ("resnet50", {**BACKBONE, "head_hidden": [256]}),
     "+ LSTM": ("resnet50_lstm", {**BACKBONE, "hidden_size": 256}),
     "+ ConvLSTM (SeqHAND-Net)": ("resnet50_convlstm",
                                  {**BACKBONE, "reduce_channels": 64, "hidden_channels": 64}),
 }  # fmt: skip
+COLUMNS = {  # key -> (header, format)
+    "epe3d_mm": ("3D (mm)", "{:.1f}"), "pa_mpjpe_mm": ("PA-MPJPE (mm)", "{:.1f}"),
+    "epe2d_px": ("2D (px)", "{:.2f}"), "auc_20_50": ("AUC 20-50", "{:.3f}"),
+    "rot_err_median_deg": ("rot. err. (deg)", "{:.1f}"),
+    "accel_error_mm": ("accel. err. (mm/f^2)", "{:.1f}"), "jitter_mm": ("jitter (mm/f^3)", "{:.1f}"),
+    "mean_abs_dbeta": ("mean abs d-beta", "{:.4f}"), "mean_abs_dtheta": ("mean abs d-theta", "{:.3f}"),
+}  # fmt: skip
+
+
+def run_variant(label, name, kwargs, data, out, steps, seed, size) -> dict:
+    run = out / f"{name}-s{seed}"
+    t0 = time.time()
+    if not (run / "model.pt").is_file():
+        cfg = load_config("tiny", [f"data.root={data}", f"model.name={name}",
+                                   f"model.image_size={size}", f"trainer.max_steps={steps}",
+                                   f"trainer.seed={seed}", f"trainer.val_every_n_steps={steps}",
+                                   f"trainer.ckpt_every_n_steps={steps}"])  # fmt: skip
+        cfg["model"]["kwargs"] = kwargs
+        train(cfg, run, progress=False)
+        (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
+    model, rec = load_model(run / "model.pt")
+    rows = {}
+    for per_frame in (False, True) if model.is_recurrent else (False,):
+        acc, view = MetricAccumulator(alignment="root"), ViewMetrics()
+        evaluate_sequences(model, generated_sequences(data, "test", rec["image_size"]),
+                           accumulator=acc, decoder=HandDecoder(None), per_frame=per_frame,
+                           progress=False, view=view)  # fmt: skip
+        m = {**acc.evaluate(), **view.evaluate()}
+        change = m.get("param_change", {})
+        rows[label + (", state reset every frame" if per_frame else "")] = {
+            "model": name, "seed": seed, "per_frame": per_frame,
+            "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+            "epe3d_mm": m["epe3d_mean_mm"], "pa_mpjpe_mm": m["pa_mpjpe_mm"],
+            "epe2d_px": m["epe2d_mean_px"], "auc_20_50": m["auc"],
+            "rot_err_median_deg": m["rot_err_median_deg"],
+            "accel_error_mm": m["accel_error_mm_per_frame2"],
+            "jitter_mm": m["jitter_mm_per_frame3"],
+            "mean_abs_dbeta": change.get("betas", {}).get("mean_abs"),
+            "mean_abs_dtheta": change.get("pose", {}).get("mean_abs"),
+            "train_seconds": float((run / "train_seconds.txt").read_text()),
+        }  # fmt: skip
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="out/demo/data", help="a generated dataset (made if missing)")
     ap.add_argument("--out", default="runs/ablation")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated labels")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "manifest.json").is_file():
-        generate(preset("demo"), data)
-    rows = {}
-    for label, (name, kwargs) in VARIANTS.items():
-        run = out / name
-        t0 = time.time()
-        if not (run / "model.pt").is_file():
-            cfg = load_config("tiny", [f"data.root={data}", f"model.name={name}",
-                                       f"model.image_size={args.image_size}",
-                                       f"trainer.max_steps={args.steps}",
-                                       f"trainer.val_every_n_steps={args.steps}"])  # fmt: skip
-            cfg["model"]["kwargs"] = kwargs
-            train(cfg, run, progress=False)
-            (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
-        seconds_file = run / "train_seconds.txt"
-        seconds = float(seconds_file.read_text()) if seconds_file.is_file() else float("nan")
-        model, rec = load_model(run / "model.pt")
-        runs = [(label, False)] + ([(f"{label}, state reset every frame", True)]
-                                   if model.is_recurrent else [])  # fmt: skip
-        for row_label, per_frame in runs:
-            acc = MetricAccumulator(alignment="root")
-            evaluate_sequences(model, generated_sequences(data, "test", rec["image_size"]),
-                               accumulator=acc, decoder=HandDecoder(None), per_frame=per_frame,
-                               progress=False)  # fmt: skip
-            m = acc.evaluate()
-            change = m.get("param_change", {})
-            rows[row_label] = {
-                "model": name, "per_frame": per_frame,
-                "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-                "auc_20_50": m["auc"], "epe3d_mm": m["epe3d_mean_mm"],
-                "epe2d_px": m["epe2d_mean_px"],
-                "accel_error_mm": m["accel_error_mm_per_frame2"],
-                "jitter_mm": m["jitter_mm_per_frame3"],
-                "mean_abs_dbeta": change.get("betas", {}).get("mean_abs"),
-                "mean_abs_dtheta": change.get("pose", {}).get("mean_abs"),
-                "train_seconds": round(seconds, 1),
-            }  # fmt: skip
+        generate(preset("demo"), data, workers=2)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps(rows, indent=2))
-    print(f"| framework | AUC 20-50 mm | 3D error (mm) | 2D error (px @ {args.image_size}) "
-          "| accel. error (mm/frame^2) | jitter (mm/frame^3) | mean abs d-beta "
-          "| mean abs d-theta_pca | params | train time |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, r in rows.items():
-        print(f"| {label} | {r['auc_20_50']:.3f} | {r['epe3d_mm']:.1f} | {r['epe2d_px']:.2f} | "
-              f"{r['accel_error_mm']:.1f} | {r['jitter_mm']:.1f} | {r['mean_abs_dbeta']:.4f} | "
-              f"{r['mean_abs_dtheta']:.3f} | {r['params_M']:.2f}M | {r['train_seconds']:.0f} s |")  # fmt: skip
+    results: list[dict] = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for label in args.variants.split(","):
+            name, kwargs = VARIANTS[label]
+            rows = run_variant(label, name, kwargs, data, out, args.steps, seed, args.image_size)
+            results += [{"row": k, **v} for k, v in rows.items()]
+            (out / "ablation.json").write_text(json.dumps(results, indent=2))
+    print_table(results, args.image_size)
+
+
+def print_table(results: list[dict], size: int) -> None:
+    print("| framework | seeds | " + " | ".join(h for h, _ in COLUMNS.values()) + " | params |")
+    print("|---|---|" + "---|" * (len(COLUMNS) + 1))
+    for row in dict.fromkeys(r["row"] for r in results):
+        rs = [r for r in results if r["row"] == row]
+        cells = []
+        for key, (_, fmt) in COLUMNS.items():
+            v = np.array([r[key] for r in rs], float)
+            sd = f" +- {fmt.format(v.std(ddof=1))}" if len(v) > 1 else ""
+            cells.append(fmt.format(v.mean()) + sd)
+        print(f"| {row} | {len(rs)} | " + " | ".join(cells) + f" | {rs[0]['params_M']:.2f}M |")
 
 
 if __name__ == "__main__":

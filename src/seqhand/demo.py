@@ -68,8 +68,9 @@ def run_demo(out: Path, *, hand_model: str | None = None, quick: bool = False,
 
     _step("4/5 evaluating on the held-out sequences")
     metrics = evaluate_generated(run / "model.pt", out / "data", out / "eval", quick=quick)
-    summary["metrics"] = {k: metrics.get(k) for k in ("epe3d_mean_mm", "auc", "epe2d_mean_px",
-                          "mean_pose_epe3d_mm", "mean_pose_oracle_rot_epe3d_mm")}  # fmt: skip
+    summary["metrics"] = {k: metrics.get(k) for k in (
+        "epe3d_mean_mm", "pa_mpjpe_mm", "auc", "epe2d_mean_px", "rot_err_median_deg",
+        "size_ratio_median", "mean_pose_epe3d_mm", "mean_pose_oracle_rot_epe3d_mm")}  # fmt: skip
 
     _step("5/5 predictions beside the ground truth")
     summary["predictions_gif"] = str(prediction_gif(run / "model.pt", out / "data",
@@ -77,8 +78,10 @@ def run_demo(out: Path, *, hand_model: str | None = None, quick: bool = False,
     summary["seconds"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     m = summary["metrics"]
-    print(f"[demo] done in {summary['seconds']:.0f} s. Held-out 3D error "
+    print(f"[demo] done in {summary['seconds']:.0f} s. Held-out root-relative 3D error "
           f"{m['epe3d_mean_mm']:.1f} mm (mean-pose baseline {m['mean_pose_epe3d_mm']:.1f} mm), "
+          f"PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm, median rotation error "
+          f"{m['rot_err_median_deg']:.1f} deg, size ratio {m['size_ratio_median']:.2f}, "
           f"AUC(20-50 mm) {m['auc']:.3f}. Pictures: {out}/predictions.gif, {gif}, {sheet}, "
           f"{out}/eval/pck.png, {summary['hand_sheet']}")  # fmt: skip
     return summary
@@ -117,16 +120,19 @@ def mean_pose_baselines(data_root: Path, split_train: str = "train", split_eval:
 def evaluate_generated(model_path: Path, data_root: Path, out: Path, quick: bool = False) -> dict:
     from seqhand.evaluation.accumulator import MetricAccumulator
     from seqhand.evaluation.evaluator import evaluate_sequences, generated_sequences, write_report
+    from seqhand.evaluation.view import ViewMetrics
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
     model, rec = load_model(model_path)
-    acc = MetricAccumulator(alignment="root")
+    acc, view = MetricAccumulator(alignment="root"), ViewMetrics()
     evaluate_sequences(model, generated_sequences(data_root, "test", rec["image_size"]),
-                       accumulator=acc, decoder=HandDecoder(None), progress=False)  # fmt: skip
+                       accumulator=acc, decoder=HandDecoder(None), progress=False,
+                       view=view)  # fmt: skip
     b1, b2 = mean_pose_baselines(data_root)
     return write_report(acc, out, dataset="seqhand-test", label="SeqHAND-Net (tiny preset)",
-                        extra={"mean_pose_epe3d_mm": b1, "mean_pose_oracle_rot_epe3d_mm": b2})  # fmt: skip
+                        extra={"mean_pose_epe3d_mm": b1, "mean_pose_oracle_rot_epe3d_mm": b2},
+                        view=view)  # fmt: skip
 
 
 def prediction_gif(model_path: Path, data_root: Path, path: Path, num: int = 4,

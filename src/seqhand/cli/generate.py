@@ -28,6 +28,14 @@ def register(sub) -> None:
     p.add_argument("--literal-flows", action="store_true", default=None,
                    help="Eq. 7 as written: a step that snaps back stays (freezes flows on "
                    "sparse banks; see docs/pose_flows.md)")  # fmt: skip
+    p.add_argument("--views", choices=["authors", "seqhand"],
+                   help="camera model (default authors: the authors' generator's views and "
+                   "update rates; seqhand: the earlier yaw/pitch/roll model; docs/dataset.md)")  # fmt: skip
+    p.add_argument("--ego-fraction", type=float,
+                   help="share of sequences seen by the egocentric camera (default 0.2)")
+    p.add_argument("--render-pose", choices=["pca", "full"],
+                   help="pca (default): render theta rebuilt from its 10 PCA coefficients, the "
+                   "pose the network regresses; full: the encoder's 45-d theta")  # fmt: skip
     p.add_argument("--theta-source", choices=["encoder", "bank"],
                    help="encoder: joints->theta MLP (paper); bank: a prior bank's true params")  # fmt: skip
     p.add_argument("--encoder", help="joints->theta encoder .pt (default: the built-in hand's)")
@@ -56,7 +64,7 @@ def _generate(args) -> int:
     over = {k: getattr(args, k) for k in ("frames", "image_size", "hand_model", "poses",
             "bank_size", "backgrounds", "templates", "seed", "image_format", "shard_size",
             "alpha", "literal_flows", "theta_source", "encoder", "supersample",
-            "with_vertices") if k in names}  # fmt: skip
+            "with_vertices", "views", "ego_fraction", "render_pose") if k in names}  # fmt: skip
     over["num_train"], over["num_test"] = args.num_sequences, args.num_test
     cfg = preset(args.preset, **over)
     m = generate(cfg, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -184,6 +184,7 @@ class ResNet(nn.Module):
 
 
 RESNET_SPECS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ...]]] = {
+    "resnet10": (BasicBlock, (1, 1, 1, 1)),  # the small CPU backbone of the `tiny` preset
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
@@ -192,7 +193,8 @@ RESNET_SPECS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ..
 
 
 def build_resnet(name: str, num_classes: int = 1000, width: int = 64) -> ResNet:
-    """Build ``resnet18`` / ``resnet34`` / ``resnet50`` / ``resnet101`` (random init)."""
+    """Build ``resnet10`` / ``resnet18`` / ``resnet34`` / ``resnet50`` / ``resnet101`` (random
+    init; ``resnet10`` has one block per stage and no torchvision checkpoint)."""
     if name not in RESNET_SPECS:
         raise ValueError(f"unknown ResNet {name!r}; known: {sorted(RESNET_SPECS)}")
     block, layers = RESNET_SPECS[name]
