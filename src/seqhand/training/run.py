@@ -83,6 +83,42 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
+def _datasets(cfg: dict, out_dir: Path):
+    """The training and validation sets a config asks for: the SeqHAND shards at ``data.root``
+    (``data.source: shards``, default) or sequences generated on the fly (``online``: the
+    ``data.generate`` settings - ``preset`` plus GenerateConfig fields - with
+    ``data.num_sequences`` training sequences, default ``max_steps x batch_size`` so that no
+    sequence repeats; validation on the shards' ``val_split`` if ``data.root`` holds a dataset,
+    else on ``data.val_sequences`` online test sequences)."""
+    from seqhand.data.seqhand_dataset import SeqHandIndexed
+
+    d = cfg["data"]
+    tf = SequenceTransform(int(cfg["model"].get("image_size", 224)))
+    source = d.get("source", "shards")
+    if source not in ("shards", "online"):
+        raise SeqhandError(f"data.source must be shards or online, got {source!r}")
+    val_split = d.get("val_split")
+    have_shards = bool(d.get("root")) and (Path(d["root"]) / "manifest.json").is_file()
+    if source == "shards":
+        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf)
+        return train_set, SeqHandIndexed(d["root"], val_split, transform=tf) if val_split else None
+    from seqhand.data.generate import preset
+    from seqhand.data.online import OnlineSequences
+
+    gen = dict(d.get("generate") or {})
+    gcfg = preset(gen.pop("preset", "demo"), **gen)
+    n = d.get("num_sequences") or int(cfg["trainer"]["max_steps"]) * int(d["batch_size"])
+    train_set = OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir,
+                                transform=tf)  # fmt: skip
+    if not val_split:
+        return train_set, None
+    if have_shards:
+        return train_set, SeqHandIndexed(d["root"], val_split, transform=tf)
+    nval = int(d.get("val_sequences", 32))
+    return train_set, OnlineSequences(gcfg, "test", num_sequences=nval, cache_dir=out_dir,
+                                      transform=tf)  # fmt: skip
+
+
 def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
           init_checkpoint: str | None = None, train_set=None, val_set=None,
           devices=None, num_nodes=None, progress: bool = True) -> dict:  # fmt: skip
@@ -99,7 +135,6 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     """
     import lightning as L
 
-    from seqhand.data.seqhand_dataset import SeqHandIndexed
     from seqhand.training.module import SeqHandDataModule, SeqHandModule
 
     out_dir = Path(out_dir)
@@ -107,12 +142,8 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     save_config(cfg, out_dir / "config.yaml")
     L.seed_everything(int(cfg["trainer"].get("seed", 0)), workers=True, verbose=False)
     size = int(cfg["model"].get("image_size", 224))
-    d = cfg["data"]
     if train_set is None:
-        tf = SequenceTransform(size)
-        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf)
-        val_split = d.get("val_split")
-        val_set = SeqHandIndexed(d["root"], val_split, transform=tf) if val_split else None
+        train_set, val_set = _datasets(cfg, out_dir)
     model = None
     if init_checkpoint:
         model, _ = load_model(init_checkpoint)
