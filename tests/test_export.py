@@ -172,8 +172,9 @@ def test_quantized_recurrent_export(tiny, tiny_onnx, tmp_path, capsys):
     assert OnnxEngine(tiny_onnx).meta["quantized"] is None
     d = compare_with_torch(tiny, eng, frames=5)
     d_float = compare_with_torch(tiny, OnnxEngine(tiny_onnx), frames=5)
-    # int8 rounding shows (the test can tell the two apart) but stays small
-    assert d_float["state_max_abs"] < d["state_max_abs"] < 0.05
+    # int8 rounding shows (the test can tell the two apart) but stays small (AVX2 without VNNI:
+    # 0.046 on this random model; 0.22 before reduce_range / per-channel weights)
+    assert d_float["state_max_abs"] < d["state_max_abs"] < 0.1
     assert d["params_max_rel"] < 1e-2
     with pytest.raises(ExportError, match="no ConvLSTM"):
         export_onnx(build_model("resnet50", backbone="resnet18"), None, S, quantize_recurrent=True)
