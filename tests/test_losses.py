@@ -295,12 +295,18 @@ def test_seqhand_loss_combines_every_term(layer):
     }
     out = SeqHandLoss()(params, dec, targets, hw)
     w = LossWeights()
+    # the default (authors') reductions, written out: 2D L1 summed over joints in image
+    # sides, 3D squared error summed over joints in m^2 (mesh: mean over vertices x 21),
+    # each averaged over frames; the rotation term ||R_hat - R||_F^2
+    d2 = (dec.joints2d - gdec.joints2d).abs().sum(-1).sum(-1) / 64
+    d3 = (dec.joints3d - gdec.joints3d).pow(2).sum(-1).sum(-1)
+    dm = (dec.vertices3d - gdec.vertices3d).pow(2).sum(-1).mean(-1) * 21
     expect = {
-        "joints2d": joints2d_loss(dec.joints2d, gdec.joints2d, image_size=64),
-        "joints3d": joints3d_loss(dec.joints3d, gdec.joints3d),
-        "mesh3d": mesh3d_loss(dec.vertices3d, gdec.vertices3d),
+        "joints2d": d2.mean(),
+        "joints3d": d3.mean(),
+        "mesh3d": dm.mean(),
         "mask": mask_loss(dec.vertices2d, targets["mask_dist"]),
-        "camera": camera_loss(params, gt, image_hw=hw),
+        "camera": camera_loss(params, gt, image_hw=hw, rotation="frobenius"),
         "temporal": temporal_loss(params[..., 6:16], params[..., 16:], theta_weight=2e-4),
     }
     assert set(out.terms) == set(expect)
@@ -310,6 +316,13 @@ def test_seqhand_loss_combines_every_term(layer):
     assert out.total.item() == pytest.approx(sum(out.weighted.values()).item(), rel=1e-12)
     frac = mask_outside_fraction(dec.vertices2d, targets["mask"]).mean()
     assert out.metrics["mask_outside_fraction"].item() == pytest.approx(frac.item())
+    mean = SeqHandLoss(LossWeights(reduction="mean", rotation="axis_angle"))(
+        params, dec, targets, hw)  # the earlier seqhand reductions  # fmt: skip
+    for k, v in {"joints2d": joints2d_loss(dec.joints2d, gdec.joints2d, image_size=64),
+                 "joints3d": joints3d_loss(dec.joints3d, gdec.joints3d),
+                 "mesh3d": mesh3d_loss(dec.vertices3d, gdec.vertices3d),
+                 "camera": camera_loss(params, gt, image_hw=hw)}.items():  # fmt: skip
+        assert mean.terms[k].item() == pytest.approx(v.item(), rel=1e-10), k
     out.total.backward()
     assert torch.isfinite(params.grad).all() and (params.grad != 0).all()
     # the loss is zero at the ground truth (temporal aside)
@@ -327,4 +340,4 @@ def test_finetuning_loss_without_parameters_or_mesh(layer):
     out = SeqHandLoss()(params, dec, targets, (64, 64))
     assert set(out.terms) == {"joints2d", "joints3d", "temporal"}
     assert out.terms["temporal"].item() == 0.0
-    assert out.terms["joints2d"].item() == pytest.approx(2.0 / 64)
+    assert out.terms["joints2d"].item() == pytest.approx(21 * 2.0 / 64)  # summed over joints
