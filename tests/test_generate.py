@@ -145,45 +145,39 @@ def test_presets():
         preset("huge")
 
 
-def test_stored_parameters_decode_to_the_stored_joints(dataset):
-    """Reachable targets: the 26 stored numbers [s, t, r, theta_pca, beta] through the decoder
-    (pose rebuilt from 10 PCA coefficients) give the rendered joints - 3D to 1e-6 m, 2D to
-    1e-3 px - so a perfect network reaches 0 mm."""
+def _decode_stored(a: dict):
+    """The stored 26 numbers through the decoder, and the stored joints in the decoder's frame
+    (camera-aligned, root-relative)."""
     import torch
 
     from seqhand.models import HandDecoder
 
-    dec = HandDecoder(None)
+    t = len(a["rot"])
+    params = np.concatenate([a["scale"][:, None], a["trans"], a["rot"], a["theta_pca"],
+                             np.broadcast_to(a["betas"], (t, 10))], 1)  # fmt: skip
+    out = HandDecoder(None)(torch.from_numpy(params).double())
+    rmat = Rotation.from_rotvec(a["rot"].astype(np.float64)).as_matrix()
+    j3 = np.einsum("tij,tkj->tki", rmat, a["joints3d"].astype(np.float64))
+    return out, j3 - j3[:, :1]
+
+
+def test_stored_parameters_decode_to_the_stored_joints(dataset):
+    """Reachable targets: the 26 stored numbers [s, t, r, theta_pca, beta] through the decoder
+    (pose rebuilt from 10 PCA coefficients) give the rendered joints - 3D to 1e-6 m, 2D to
+    1e-3 px - so a perfect network reaches 0 mm."""
     for s in read_sequences(dataset, "train"):
-        a = s["ann"]
-        t = len(a["rot"])
-        params = np.concatenate([a["scale"][:, None], a["trans"], a["rot"], a["theta_pca"],
-                                 np.broadcast_to(a["betas"], (t, 10))], 1)  # fmt: skip
-        out = dec(torch.from_numpy(params).double())
-        rmat = Rotation.from_rotvec(a["rot"].astype(np.float64)).as_matrix()
-        j3 = np.einsum("tij,tkj->tki", rmat, a["joints3d"].astype(np.float64))
-        np.testing.assert_allclose(out.joints3d.numpy(), j3 - j3[:, :1], atol=1e-6)
-        np.testing.assert_allclose(out.joints2d.numpy(), a["joints2d"], atol=1e-3)
+        out, j3 = _decode_stored(s["ann"])
+        np.testing.assert_allclose(out.joints3d.numpy(), j3, atol=1e-6)
+        np.testing.assert_allclose(out.joints2d.numpy(), s["ann"]["joints2d"], atol=1e-3)
 
 
 def test_full_theta_rendering_misses_the_pca_targets(tmp_path):
     """render_pose="full" renders the encoder's 45-d theta; its 10-d code then misses the
     joints by millimetres (the floor that render_pose="pca" removes)."""
-    import torch
-
-    from seqhand.models import HandDecoder
-
     cfg = tiny_cfg(theta_source="encoder", render_pose="full", num_train=3, num_test=0)
     generate(cfg, tmp_path / "full", progress=False)
-    dec = HandDecoder(None)
     errs = []
     for s in read_sequences(tmp_path / "full", "train"):
-        a = s["ann"]
-        t = len(a["rot"])
-        params = np.concatenate([a["scale"][:, None], a["trans"], a["rot"], a["theta_pca"],
-                                 np.broadcast_to(a["betas"], (t, 10))], 1)  # fmt: skip
-        out = dec(torch.from_numpy(params).double())
-        rmat = Rotation.from_rotvec(a["rot"].astype(np.float64)).as_matrix()
-        j3 = np.einsum("tij,tkj->tki", rmat, a["joints3d"].astype(np.float64))
-        errs.append(np.linalg.norm(out.joints3d.numpy() - (j3 - j3[:, :1]), axis=-1).mean())
+        out, j3 = _decode_stored(s["ann"])
+        errs.append(np.linalg.norm(out.joints3d.numpy() - j3, axis=-1).mean())
     assert np.mean(errs) > 5e-4  # more than half a millimetre per joint
