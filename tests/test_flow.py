@@ -135,7 +135,8 @@ def test_same_seed_same_flow_and_index_independence(bank, nn, flows):
 def test_exact_methods_give_identical_flows(bank, flows):
     bf = build_nn(bank.flat, "bruteforce")
     np.testing.assert_array_equal(
-        generate_flows(bank, bf, seed=5, start=0, count=40, config=SEQ).bank_indices, flows.bank_indices[:40]
+        generate_flows(bank, bf, seed=5, start=0, count=40, config=SEQ).bank_indices,
+        flows.bank_indices[:40],
     )
 
 

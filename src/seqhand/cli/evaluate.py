@@ -67,7 +67,8 @@ def _evaluate(args) -> int:
                      view=view)  # fmt: skip
     rot = m.get("rot_err_median_deg")
     extra = (f", median rotation error {rot:.1f} deg" if rot is not None else "") + (
-        f", size ratio {m['size_ratio_median']:.2f}" if "size_ratio_median" in m else "")
+        f", size ratio {m['size_ratio_median']:.2f}" if "size_ratio_median" in m else ""
+    )
     print(f"{args.dataset}: EPE3D {m.get('epe3d_mean_mm') or float('nan'):.2f} mm, AUC {m.get('auc')}"
           f"{extra}, written to {args.out}/metrics.json and pck.png")  # fmt: skip
     return 0

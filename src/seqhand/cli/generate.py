@@ -31,8 +31,11 @@ def register(sub) -> None:
     p.add_argument("--views", choices=["authors", "seqhand"],
                    help="camera model (default authors: the authors' generator's views and "
                    "update rates; seqhand: the earlier yaw/pitch/roll model; docs/dataset.md)")  # fmt: skip
-    p.add_argument("--ego-fraction", type=float,
-                   help="share of sequences seen by the egocentric camera (default 0.2)")
+    p.add_argument(
+        "--ego-fraction",
+        type=float,
+        help="share of sequences seen by the egocentric camera (default 0.2)",
+    )
     p.add_argument("--render-pose", choices=["pca", "full"],
                    help="pca (default): render theta rebuilt from its 10 PCA coefficients, the "
                    "pose the network regresses; full: the encoder's 45-d theta")  # fmt: skip
