@@ -162,8 +162,11 @@ def test_scale_is_least_squares():
 
 def test_dispatcher():
     x = np.random.default_rng(10).normal(size=(2, 21, 3))
+    bone = np.linalg.norm(x[:, 9] - x[:, 10], axis=-1)
     for mode in ALIGNMENT_MODES:
-        np.testing.assert_allclose(align(x, x, mode), x, atol=1e-12)
+        np.testing.assert_allclose(align(x, x, mode, pred_scale=bone), x, atol=1e-12)
+    with pytest.raises(ValueError, match="needs pred_scale"):
+        align(x, x, "hand3d")
     with pytest.raises(ValueError, match="unknown alignment"):
         align(x, x, "wobble")
     with pytest.raises(ValueError):
