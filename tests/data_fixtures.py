@@ -240,8 +240,9 @@ def write_egodexter(root: Path, sequences=("Desk", "Kitchen"), n_frames: int = 3
 def write_dexter_object(
     root: Path, sequences=("Grasp1", "Rotate"), n_frames: int = 3, seed: int = 3
 ):
-    """data/<Seq>/color/%d.png and data/<Seq>/annotations/<Seq>3D.txt (depth frame with x, y
-    flipped, mm); a missing tip is written with z = 32001."""
+    """data/<Seq>/color/Color_%04d.bmp (BMP, as the published set) and
+    data/<Seq>/annotations/<Seq>3D.txt (depth frame with x, y flipped, mm); a missing tip is
+    written with z = 32001."""
     from seqhand.data.dexter_object import COLOR_EXTRINSICS, COLOR_INTRINSICS
 
     r, t = COLOR_EXTRINSICS[:, :3], COLOR_EXTRINSICS[:, 3]
@@ -255,19 +256,22 @@ def write_dexter_object(
         to_file=lambda x: np.linalg.solve(r, (x - t).T).T * flip,
         ann_path=lambda seq: f"annotations/{seq}3D.txt",
         missing_fmt=lambda rng: f"{rng.uniform(-50, 50):.3f}, {rng.uniform(-50, 50):.3f}, 32001",
-        name_fmt=lambda f: f"{f}.png",
+        name_fmt=lambda f: f"Color_{f:04d}.bmp",
     )
 
 
 # --------------------------------------------------------------------------------------------
 # RHD
 # --------------------------------------------------------------------------------------------
-def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "training", seed: int = 4):
+def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "training", seed: int = 4,
+              mask_sides=None):  # fmt: skip
     """<split>/color/%05d.png, <split>/mask/%05d.png (part labels) and anno_<split>.pickle.
 
     Sample i shows its ``sides[i]`` hand with more visible keypoints; the other hand is
     annotated too, with fewer visible keypoints and no dots. The left hand's mask region has
-    label 5, the right hand's label 20."""
+    label 5, the right hand's label 20; the ``mask_sides[i]`` hand (default ``sides[i]``) has
+    the larger region."""
+    mask_sides = sides if mask_sides is None else mask_sides
     rng = np.random.default_rng(seed)
     truth = Truth()
     anno = {}
@@ -304,14 +308,17 @@ def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "traini
         save_png(root / split / "color" / f"{i:05d}.png", img)
         labels = np.zeros((h, w), dtype=np.uint8)
         labels[10:40, 10:60] = 1  # person
+        big = 130 if mask_sides[i] == "left" else 60
         labels[50:90, 20:70] = 5  # left hand part
-        labels[50:90, 200:260] = 20  # right hand part
+        labels[50:big, 20:70] = 5
+        labels[50:90, 200:260] = 20  # right hand part (2400 px; the left has 2000 or 4000)
         save_png(root / split / "mask" / f"{i:05d}.png", labels)
         shown = xyz[:21] if side == "left" else xyz[21:]  # as stored (float32)
         truth.joints3d.append(shown[[RHD_NAMES.index(n) for n in PROJECT_NAMES]].astype(float))
         truth.valid.append(np.ones(21, dtype=bool))
         truth.extra.setdefault("sides", []).append(side)
         truth.extra.setdefault("labels", []).append(labels)
+        truth.extra.setdefault("xyz42", []).append(xyz.astype(np.float32))
     with open(root / split / f"anno_{split}.pickle", "wb") as fo:
         pickle.dump(anno, fo, protocol=2)
     return truth
