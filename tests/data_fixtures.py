@@ -146,14 +146,14 @@ def write_stb(
     root: Path, sequences=("B1Counting", "B1Random", "B2Counting"), n_frames: int = 3, seed: int = 1
 ):
     """labels/<Seq>_{BB,SK}.mat (handPara 3 x 21 x F, mm) and
-    images/<Seq>/{BB_left,SK_color}_%d.png.
+    images/<Seq>/{BB_left,BB_right,SK_color}_%d.png.
 
     Truth per camera: ``{"BB": Truth, "SK": Truth}``, in the recorded (left-hand) frame, with
     the palm in slot 0."""
     from seqhand.data.stb import BB_INTRINSICS, SK_INTRINSICS, sk_color_to_depth
 
     rng = np.random.default_rng(seed)
-    truth = {"BB": Truth(), "SK": Truth()}
+    truth = {"BB": Truth(), "SK": Truth(), "BB_right": Truth()}
     for seq in sequences:
         for cam, K, prefix in (("BB", BB_INTRINSICS, "BB_left"), ("SK", SK_INTRINSICS, "SK_color")):
             para = np.zeros((3, 21, n_frames))
@@ -168,6 +168,13 @@ def write_stb(
                 save_png(root / "images" / seq / f"{prefix}_{f}.png", img)
                 truth[cam].joints3d.append(xyz)
                 truth[cam].valid.append(np.ones(21, dtype=bool))
+                if cam == "BB":  # the right stereo image: labels shifted by the 120.054 mm
+                    xyz_r = xyz - np.array([0.120054, 0.0, 0.0])  # baseline (create_db.m)
+                    img = np.zeros((480, 640, 3), dtype=np.uint8)
+                    paint(img, project(xyz_r, K), PALETTE)
+                    save_png(root / "images" / seq / f"BB_right_{f}.png", img)
+                    truth["BB_right"].joints3d.append(xyz_r)
+                    truth["BB_right"].valid.append(np.ones(21, dtype=bool))
             (root / "labels").mkdir(parents=True, exist_ok=True)
             scipy.io.savemat(root / "labels" / f"{seq}_{cam}.mat", {"handPara": para})
     return truth

@@ -273,8 +273,9 @@ class MetricAccumulator:
             "epe_reduction_means": EPE_REDUCTIONS[self.epe_reduction],
             "pa_mpjpe": "per-frame similarity Procrustes (no reflection) on the valid joints; "
             "mean over all valid (frame, joint) entries",
-            "pck_thresholds": {name: [float(t[0]), float(t[-1]), int(t.size)]
-                               for name, t in self.protocols},  # fmt: skip
+            "pck_thresholds": {
+                name: [float(t[0]), float(t[-1]), int(t.size)] for name, t in self.protocols
+            },  # fmt: skip
             "headline_auc": self.protocols[0][0],
             "skip_frames_with_fewer_valid_joints_than": self.min_valid_joints,
             "temporal": "root-relative prediction and ground truth (VIBE compute_accel / "

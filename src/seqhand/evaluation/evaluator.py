@@ -151,7 +151,9 @@ def summary_lines(m: dict) -> list[str]:
         f"PA-MPJPE {f(m.get('pa_mpjpe_mm'))} mm [Procrustes per frame, pooled]",
     ]
     if "epe2d_mean_px" in m:
-        lines.append(f"EPE2D {f(m.get('epe2d_mean_px'))} px [crop pixels, {pr.get('epe_reduction')}]")
+        lines.append(
+            f"EPE2D {f(m.get('epe2d_mean_px'))} px [crop pixels, {pr.get('epe_reduction')}]"
+        )
     if "mpvpe_mm" in m:
         lines.append(f"mesh error {f(m['mpvpe_mm'])} mm [alignment={pr.get('alignment')}], "
                      f"PA {f(m.get('pa_mpvpe_mm'))} mm [Procrustes per mesh]")  # fmt: skip
