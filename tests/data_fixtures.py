@@ -95,7 +95,7 @@ class Truth:
 # --------------------------------------------------------------------------------------------
 def write_freihand(root: Path, n: int = 3, n_eval: int = 2, seed: int = 0, verts: bool = True):
     """training/ (4 versions per annotation, masks, K, xyz, mano, scale, verts) and
-    evaluation/ (K, scale, xyz). Version k's images have background level 40 * (k + 1)."""
+    evaluation/ (K, scale, xyz, verts). Version k's images have background level 40 * (k + 1)."""
     rng = np.random.default_rng(seed)
     truth = {"training": Truth(), "evaluation": Truth()}
     w = h = 224
@@ -132,8 +132,8 @@ def write_freihand(root: Path, n: int = 3, n_eval: int = 2, seed: int = 0, verts
         files = {"K": Ks, "xyz": xyzs, "scale": scales}
         if split == "training":
             files["mano"] = manos
-            if verts:
-                files["verts"] = vs
+        if verts:  # training_verts.json and evaluation_verts.json (released with the labels)
+            files["verts"] = vs
         for name, data in files.items():
             (root / f"{split}_{name}.json").write_text(json.dumps(data))
     return truth

@@ -22,6 +22,7 @@ from seqhand.conventions import M_TO_MM
 from seqhand.evaluation import metrics as M
 from seqhand.geometry.alignment import (
     ALIGNMENT_MODES,
+    align,
     alignment_transform,
     apply_similarity,
     procrustes,
@@ -163,7 +164,10 @@ class MetricAccumulator:
         valid[skip] = False  # left out of every metric, counted
         trafo = alignment_transform(pred, gt, self.alignment, valid=valid, root=self.root,
                                     bone=self.bone, pred_scale=pred_scale)  # fmt: skip
-        aligned = apply_similarity(pred, *trafo)
+        # the joints through align() itself (exact: a root lands exactly on the ground truth's,
+        # which hand3d's PCK at 0 mm counts), the transform only for meshes
+        aligned = align(pred, gt, self.alignment, valid=valid, root=self.root, bone=self.bone,
+                        pred_scale=pred_scale)  # fmt: skip
         pa = M.pa_errors(pred, gt, valid)
         err2d = [None] * b
         if pred_joints2d is not None and gt_joints2d is not None:
