@@ -317,3 +317,32 @@ def test_summary_names_the_protocol_of_every_number():
     for needle in ("alignment=root", "per_keypoint", "PCK 'paper': 20.0-50.0 mm",
                    "root-relative (VIBE/WHAM), per_sequence", "< 2 annotated joints"):  # fmt: skip
         assert needle in text, needle
+
+
+def test_rhd_keeps_the_hand_with_more_mask_pixels_as_hand3d(tmp_path):
+    """hand3d BinaryDbReader: left = labels in (1, 18), right = labels > 17; the left hand is
+    kept iff it has more pixels. Sample 2 has more visible right keypoints but a larger left
+    mask region: hand3d keeps the left hand there, the keypoint-count rule the right."""
+    from PIL import Image
+
+    from data_fixtures import write_rhd
+    from seqhand.data import RHD
+    from seqhand.data.types import mirror_points3d
+
+    sides, mask_sides = ("left", "right", "right"), ("left", "right", "left")
+    truth = write_rhd(tmp_path, sides=sides, mask_sides=mask_sides)
+    ds = RHD(tmp_path, "training", load_mask=False)
+    vis = RHD(tmp_path, "training", hand_choice="visible")
+    for i in range(3):
+        lab = np.asarray(Image.open(tmp_path / "training" / "mask" / f"{i:05d}.png")).astype(int)
+        n_left = np.sum((lab > 1) & (lab < 18))
+        n_right = np.sum(lab > 17)
+        ref_side = "left" if n_left > n_right else "right"
+        assert ds.hand_side(i) == ref_side == mask_sides[i]
+        assert vis.hand_side(i) == sides[i]
+        xyz = truth.extra["xyz42"][i]
+        kept = xyz[:21] if ref_side == "left" else xyz[21:]
+        s = ds[i]
+        assert s.mirrored == (ref_side == "left")
+        got = mirror_points3d(s.joints3d) if s.mirrored else s.joints3d
+        assert np.allclose(np.sort(got.ravel()), np.sort(kept.astype(float).ravel()), atol=1e-6)
