@@ -54,6 +54,11 @@ def _evaluate(args) -> int:
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
+    min_valid = args.min_valid_joints
+    if min_valid is None:
+        min_valid = DEFAULT_MIN_VALID_JOINTS.get(args.dataset, 0)
+    if min_valid < 0:
+        raise SeqhandError(f"--min-valid-joints must be >= 0, got {min_valid}")
     model, rec = load_model(args.checkpoint)
     size = int(rec["image_size"])
     if args.dataset == "seqhand-test":
@@ -70,11 +75,6 @@ def _evaluate(args) -> int:
 
         seqs, total = real_sequences(args.dataset, args.data_root, size, args.limit,
                                      stb_view=args.stb_view)  # fmt: skip
-    min_valid = args.min_valid_joints
-    if min_valid is None:
-        min_valid = DEFAULT_MIN_VALID_JOINTS.get(args.dataset, 0)
-    if min_valid < 0:
-        raise SeqhandError(f"--min-valid-joints must be >= 0, got {min_valid}")
     acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset],
                             min_valid_joints=min_valid,
                             temporal_reduction=args.temporal_reduction)  # fmt: skip
