@@ -95,7 +95,7 @@ class Truth:
 # --------------------------------------------------------------------------------------------
 def write_freihand(root: Path, n: int = 3, n_eval: int = 2, seed: int = 0, verts: bool = True):
     """training/ (4 versions per annotation, masks, K, xyz, mano, scale, verts) and
-    evaluation/ (K, scale, xyz). Version k's images have background level 40 * (k + 1)."""
+    evaluation/ (K, scale, xyz, verts). Version k's images have background level 40 * (k + 1)."""
     rng = np.random.default_rng(seed)
     truth = {"training": Truth(), "evaluation": Truth()}
     w = h = 224
@@ -132,8 +132,8 @@ def write_freihand(root: Path, n: int = 3, n_eval: int = 2, seed: int = 0, verts
         files = {"K": Ks, "xyz": xyzs, "scale": scales}
         if split == "training":
             files["mano"] = manos
-            if verts:
-                files["verts"] = vs
+        if verts:  # training_verts.json and evaluation_verts.json (released with the labels)
+            files["verts"] = vs
         for name, data in files.items():
             (root / f"{split}_{name}.json").write_text(json.dumps(data))
     return truth
@@ -146,14 +146,14 @@ def write_stb(
     root: Path, sequences=("B1Counting", "B1Random", "B2Counting"), n_frames: int = 3, seed: int = 1
 ):
     """labels/<Seq>_{BB,SK}.mat (handPara 3 x 21 x F, mm) and
-    images/<Seq>/{BB_left,SK_color}_%d.png.
+    images/<Seq>/{BB_left,BB_right,SK_color}_%d.png.
 
     Truth per camera: ``{"BB": Truth, "SK": Truth}``, in the recorded (left-hand) frame, with
     the palm in slot 0."""
     from seqhand.data.stb import BB_INTRINSICS, SK_INTRINSICS, sk_color_to_depth
 
     rng = np.random.default_rng(seed)
-    truth = {"BB": Truth(), "SK": Truth()}
+    truth = {"BB": Truth(), "SK": Truth(), "BB_right": Truth()}
     for seq in sequences:
         for cam, K, prefix in (("BB", BB_INTRINSICS, "BB_left"), ("SK", SK_INTRINSICS, "SK_color")):
             para = np.zeros((3, 21, n_frames))
@@ -168,6 +168,13 @@ def write_stb(
                 save_png(root / "images" / seq / f"{prefix}_{f}.png", img)
                 truth[cam].joints3d.append(xyz)
                 truth[cam].valid.append(np.ones(21, dtype=bool))
+                if cam == "BB":  # the right stereo image: labels shifted by the 120.054 mm
+                    xyz_r = xyz - np.array([0.120054, 0.0, 0.0])  # baseline (create_db.m)
+                    img = np.zeros((480, 640, 3), dtype=np.uint8)
+                    paint(img, project(xyz_r, K), PALETTE)
+                    save_png(root / "images" / seq / f"BB_right_{f}.png", img)
+                    truth["BB_right"].joints3d.append(xyz_r)
+                    truth["BB_right"].valid.append(np.ones(21, dtype=bool))
             (root / "labels").mkdir(parents=True, exist_ok=True)
             scipy.io.savemat(root / "labels" / f"{seq}_{cam}.mat", {"handPara": para})
     return truth
@@ -240,8 +247,9 @@ def write_egodexter(root: Path, sequences=("Desk", "Kitchen"), n_frames: int = 3
 def write_dexter_object(
     root: Path, sequences=("Grasp1", "Rotate"), n_frames: int = 3, seed: int = 3
 ):
-    """data/<Seq>/color/%d.png and data/<Seq>/annotations/<Seq>3D.txt (depth frame with x, y
-    flipped, mm); a missing tip is written with z = 32001."""
+    """data/<Seq>/color/Color_%04d.bmp (BMP, as the published set) and
+    data/<Seq>/annotations/<Seq>3D.txt (depth frame with x, y flipped, mm); a missing tip is
+    written with z = 32001."""
     from seqhand.data.dexter_object import COLOR_EXTRINSICS, COLOR_INTRINSICS
 
     r, t = COLOR_EXTRINSICS[:, :3], COLOR_EXTRINSICS[:, 3]
@@ -255,19 +263,22 @@ def write_dexter_object(
         to_file=lambda x: np.linalg.solve(r, (x - t).T).T * flip,
         ann_path=lambda seq: f"annotations/{seq}3D.txt",
         missing_fmt=lambda rng: f"{rng.uniform(-50, 50):.3f}, {rng.uniform(-50, 50):.3f}, 32001",
-        name_fmt=lambda f: f"{f}.png",
+        name_fmt=lambda f: f"Color_{f:04d}.bmp",
     )
 
 
 # --------------------------------------------------------------------------------------------
 # RHD
 # --------------------------------------------------------------------------------------------
-def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "training", seed: int = 4):
+def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "training", seed: int = 4,
+              mask_sides=None):  # fmt: skip
     """<split>/color/%05d.png, <split>/mask/%05d.png (part labels) and anno_<split>.pickle.
 
     Sample i shows its ``sides[i]`` hand with more visible keypoints; the other hand is
     annotated too, with fewer visible keypoints and no dots. The left hand's mask region has
-    label 5, the right hand's label 20."""
+    label 5, the right hand's label 20; the ``mask_sides[i]`` hand (default ``sides[i]``) has
+    the larger region."""
+    mask_sides = sides if mask_sides is None else mask_sides
     rng = np.random.default_rng(seed)
     truth = Truth()
     anno = {}
@@ -304,14 +315,17 @@ def write_rhd(root: Path, sides=("left", "right", "right"), split: str = "traini
         save_png(root / split / "color" / f"{i:05d}.png", img)
         labels = np.zeros((h, w), dtype=np.uint8)
         labels[10:40, 10:60] = 1  # person
+        big = 130 if mask_sides[i] == "left" else 60
         labels[50:90, 20:70] = 5  # left hand part
-        labels[50:90, 200:260] = 20  # right hand part
+        labels[50:big, 20:70] = 5
+        labels[50:90, 200:260] = 20  # right hand part (2400 px; the left has 2000 or 4000)
         save_png(root / split / "mask" / f"{i:05d}.png", labels)
         shown = xyz[:21] if side == "left" else xyz[21:]  # as stored (float32)
         truth.joints3d.append(shown[[RHD_NAMES.index(n) for n in PROJECT_NAMES]].astype(float))
         truth.valid.append(np.ones(21, dtype=bool))
         truth.extra.setdefault("sides", []).append(side)
         truth.extra.setdefault("labels", []).append(labels)
+        truth.extra.setdefault("xyz42", []).append(xyz.astype(np.float32))
     with open(root / split / f"anno_{split}.pickle", "wb") as fo:
         pickle.dump(anno, fo, protocol=2)
     return truth

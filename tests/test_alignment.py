@@ -14,6 +14,7 @@ from seqhand.geometry.alignment import (
     align_root,
     align_root_scale,
     align_scale,
+    alignment_transform,
     apply_similarity,
     procrustes,
 )
@@ -162,9 +163,28 @@ def test_scale_is_least_squares():
 
 def test_dispatcher():
     x = np.random.default_rng(10).normal(size=(2, 21, 3))
+    bone = np.linalg.norm(x[:, 9] - x[:, 10], axis=-1)
     for mode in ALIGNMENT_MODES:
-        np.testing.assert_allclose(align(x, x, mode), x, atol=1e-12)
+        np.testing.assert_allclose(align(x, x, mode, pred_scale=bone), x, atol=1e-12)
+    with pytest.raises(ValueError, match="needs pred_scale"):
+        align(x, x, "hand3d")
     with pytest.raises(ValueError, match="unknown alignment"):
         align(x, x, "wobble")
     with pytest.raises(ValueError):
         procrustes(x, x[:, :20])
+
+
+def test_alignment_transform_reproduces_align():
+    """The transform handed to meshes is the one align() applies to the joints."""
+    rng = np.random.default_rng(11)
+    gt = rng.normal(scale=0.05, size=(3, 21, 3))
+    pred = 1.3 * gt @ Rotation.random(random_state=1).as_matrix().T + 0.1
+    pred += rng.normal(scale=0.004, size=pred.shape)
+    valid = rng.random((3, 21)) > 0.2
+    ps = np.array([0.02, 0.03, 0.025])
+    for mode in ALIGNMENT_MODES:
+        s, r, t = alignment_transform(pred, gt, mode, valid=valid, pred_scale=ps)
+        np.testing.assert_allclose(
+            apply_similarity(pred, s, r, t), align(pred, gt, mode, valid=valid, pred_scale=ps),
+            atol=1e-12, err_msg=mode,
+        )  # fmt: skip

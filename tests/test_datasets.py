@@ -158,6 +158,30 @@ def test_stb(tmp_path, camera):
         assert s.root_kind == "palm"
 
 
+def test_stb_views(tmp_path):
+    """BB-both = hand3d's STB evaluation set: each BB left frame and its right stereo image, whose
+    labels are the left's minus the 120.054 mm baseline in x (hand3d data/stb/create_db.m)."""
+    truth = write_stb(tmp_path)
+    left = STB(tmp_path, "test")
+    assert left.view == "BB-left" and len(left) == 6
+    both = STB(tmp_path, "test", view="BB-both")
+    assert len(both) == 12
+    names = [s for s, _ in both.sequences()]
+    assert names == ["B1Counting", "B1Counting-BB_right", "B1Random", "B1Random-BB_right"]
+    by_seq = dict(both.sequences())
+    for k, seq in enumerate(("B1Counting", "B1Random")):
+        for f in range(3):
+            i_l, i_r = by_seq[seq][f], by_seq[f"{seq}-BB_right"][f]
+            check_geometry(both[i_l], truth["BB"].joints3d[3 * k + f], np.ones(21, bool), True)
+            s = both[i_r]
+            check_geometry(s, truth["BB_right"].joints3d[3 * k + f], np.ones(21, bool), True)
+            assert s.image_path.endswith(f"{seq}/BB_right_{f}.png") and s.frame_index == f
+    sk = STB(tmp_path, "test", view="SK")
+    assert len(sk) == 6 and sk[0].image_path.endswith("SK_color_0.png")
+    with pytest.raises(ValueError, match="view must be one of"):
+        STB(tmp_path, "test", view="BB-right")
+
+
 def test_stb_split_and_unmirrored(tmp_path):
     truth = write_stb(tmp_path)["BB"]
     test = STB(tmp_path, "test")

@@ -84,6 +84,11 @@ def write_stb_hands(root, decoder, n: int = 4):
             img = np.zeros((480, 640, 3), np.uint8)
             paint(img, project(rec, BB_INTRINSICS), PALETTE, radius=RADIUS)
             save_png(root / "images" / seq / f"BB_left_{f}.png", img)
+            # the right stereo view: hand3d's create_db.m, X_r = X_l - (baseline, 0, 0)
+            img = np.zeros((480, 640, 3), np.uint8)
+            rec_r = rec - np.array([0.120054, 0.0, 0.0])
+            paint(img, project(rec_r, BB_INTRINSICS), PALETTE, radius=RADIUS)
+            save_png(root / "images" / seq / f"BB_right_{f}.png", img)
         (root / "labels").mkdir(parents=True, exist_ok=True)
         scipy.io.savemat(root / "labels" / f"{seq}_BB.mat", {"handPara": para})
         params.append(p)
@@ -106,7 +111,7 @@ def write_tip_hands(root, decoder, dataset: str, n: int = 3):
 
         flip, missing = np.array([-1.0, -1.0, 1.0]), "12.5, -3.0, 32001"
         ann = lambda seq: root / "data" / seq / "annotations" / f"{seq}3D.txt"  # noqa: E731
-        name = lambda f: f"{f}.png"  # noqa: E731
+        name = lambda f: f"Color_{f:04d}.bmp"  # noqa: E731
     r, t = COLOR_EXTRINSICS[:, :3], COLOR_EXTRINSICS[:, 3]
     params, truth, valids = [], [], []
     for k, seq in enumerate(SEQUENCES):
@@ -171,7 +176,7 @@ def dots_under_joints(frame, joint_ids, min_sep: float) -> int:
 # --------------------------------------------------------------------------------------------
 def test_stb_prediction_equal_to_truth_scores_zero(tmp_path, decoder):
     params, truth = write_stb_hands(tmp_path, decoder)
-    seqs, total = real_sequences("stb", tmp_path, 64)
+    seqs, total = real_sequences("stb", tmp_path, 64, stb_view="BB-left")
     assert total == 2
     seqs = list(seqs)
     assert [s for s, _ in seqs] == ["B1Counting", "B1Random"]
@@ -181,7 +186,7 @@ def test_stb_prediction_equal_to_truth_scores_zero(tmp_path, decoder):
     gt = np.stack([f.joints3d for f in frames])
     np.testing.assert_allclose(gt[:, 1:], truth[:, 1:], atol=1e-9)
     np.testing.assert_allclose(gt[:, 0], palm_from_joints(truth), atol=1e-9)
-    for mode in ("root", "root_scale"):
+    for mode in ("root", "root_scale", "hand3d"):
         acc = MetricAccumulator(alignment=mode)
         evaluate_sequences(ReplayModel(params), iter(seqs), accumulator=acc, decoder=decoder,
                            progress=False)  # fmt: skip
@@ -193,7 +198,7 @@ def test_stb_prediction_equal_to_truth_scores_zero(tmp_path, decoder):
 
 def test_stb_crops_show_the_joints(tmp_path, decoder):
     write_stb_hands(tmp_path, decoder, n=2)
-    seqs, _ = real_sequences("stb", tmp_path, 256)
+    seqs, _ = real_sequences("stb", tmp_path, 256, stb_view="BB-left")
     checked = 0
     for _, frames in seqs:
         for f in frames:
@@ -287,11 +292,11 @@ def test_freihand_evaluation_split(tmp_path):
 
 
 @pytest.mark.parametrize("dataset", ["stb", "egodexter", "dexter_object"])
-def test_cli_evaluate_untrained_checkpoint(tmp_path, decoder, dataset):
+def test_cli_evaluate_untrained_checkpoint(tmp_path, decoder, dataset, capsys):
     root = tmp_path / "data"
     if dataset == "stb":
         write_stb_hands(root, decoder, n=3)
-        n_frames = 6
+        n_frames = 12  # BB left and right (hand3d's evaluation set)
     else:
         n_frames = len(write_tip_hands(root, decoder, dataset, n=3)[1])
     torch.manual_seed(0)
@@ -300,10 +305,31 @@ def test_cli_evaluate_untrained_checkpoint(tmp_path, decoder, dataset):
     rc = main(["evaluate", "--checkpoint", str(ckpt), "--dataset", dataset, "--data-root",
                str(root), "--out", str(out), "--no-progress"])  # fmt: skip
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert ("alignment=hand3d" if dataset == "stb" else "alignment=centroid_scale") in printed
+    assert "root-relative (VIBE/WHAM)" in printed and "per_keypoint" in printed
     m = json.loads((out / "metrics.json").read_text())
     assert m["dataset"] == dataset and m["num_frames"] == n_frames
-    assert m["alignment"] == ("root_scale" if dataset == "stb" else "centroid_scale")
+    assert m["alignment"] == ("hand3d" if dataset == "stb" else "centroid_scale")
+    assert m["protocol"]["skip_frames_with_fewer_valid_joints_than"] == (
+        0 if dataset == "stb" else 2
+    )
     assert m["epe3d_mean_mm"] > 1.0  # an untrained network is not the ground truth
     assert (out / "pck.png").stat().st_size > 1000
     rows = (out / "per_frame.jsonl").read_text().splitlines()
     assert len(rows) == n_frames
+
+
+def test_freihand_evaluation_passes_vertices(tmp_path, decoder):
+    """FreiHAND's evaluation_verts.json reaches the accumulator: mesh F-scores are reported (the
+    built-in hand has another topology than MANO's 778 vertices, so no per-vertex error)."""
+    write_freihand(tmp_path, n=1, n_eval=3)
+    seqs = list(real_sequences("freihand", tmp_path, 64)[0])
+    assert all(f.verts3d is not None and f.verts3d.shape == (778, 3) for _, fs in seqs for f in fs)
+    params = torch.zeros(3, 26)
+    params[:, 0] = 100.0  # scale (pixels per metre)
+    acc = MetricAccumulator(alignment="root")
+    evaluate_sequences(ReplayModel(params), iter(seqs), accumulator=acc, decoder=decoder,
+                       progress=False)  # fmt: skip
+    m = acc.evaluate()
+    assert m["f@5mm"] is not None and m["pa_f@15mm"] is not None and "mpvpe_mm" not in m

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from mano_fixtures import random_mano_asset, write_mano_style_pickle
+from mano_fixtures import (
+    Py2Pickler,
+    chumpy_ch,
+    chumpy_select,
+    official_mano_dict,
+    random_mano_asset,
+    write_mano_style_pickle,
+    write_py2_mano_pickle,
+)
 from seqhand.cli import main as cli_main
 from seqhand.hand import AssetError, HandLayer, load_asset
 from seqhand.hand.mano_pickle import UnsafePickleError, load_mano_pickle
@@ -35,7 +43,7 @@ def test_loads_official_format(tmp_path):
 def test_left_hand_shapedirs_fix(tmp_path):
     asset = random_mano_asset(seed=1)
     p = write_mano_style_pickle(asset, tmp_path / "MANO_LEFT.pkl")
-    got = load_mano_pickle(p)
+    got = load_mano_pickle(p, left_fix="apply")
     assert got.side == "left"
     np.testing.assert_array_equal(got.shapedirs[:, 0], -asset.shapedirs[:, 0])
     np.testing.assert_array_equal(got.shapedirs[:, 1:], asset.shapedirs[:, 1:])
@@ -132,3 +140,185 @@ def test_wrong_shapes_name_the_field(tmp_path, field, value, msg):
     np.savez(npz, **arrays)
     with pytest.raises(AssetError, match=str(npz.name)):
         load_asset(npz)
+
+
+# --------------------------------------------------------------------------------------------
+# The official layout (issue 13): shapedirs is a chumpy ``reordering.Select`` over a ``Ch``,
+# in Python 2 pickles of protocol 2 and 0, right and left.
+
+smplx = None
+try:
+    import smplx  # noqa: F811
+except ImportError:  # pragma: no cover - the test extra installs it
+    pass
+
+
+def _official_pair(seed: int):
+    """A right model and its left twin as published: mirrored template, same shapedirs.
+
+    Shape direction 0 grows the hand about its centre (a size direction, as MANO's first
+    shape component is), the rest is random. Returns (right asset, source array, idxs).
+    """
+    rng = np.random.default_rng(seed)
+    right = random_mano_asset(seed=seed)
+    sd = right.shapedirs.copy()
+    sd[:, :, 0] = 0.08 * (right.v_template - right.v_template.mean(0)) + rng.normal(
+        scale=2e-4, size=(778, 3)
+    )
+    # chumpy Select over a larger Ch: value = a.r.ravel()[idxs].reshape(preferred_shape)
+    src = rng.normal(size=(1000, 3, 12))
+    idxs = rng.choice(src.size, size=sd.size, replace=False)
+    src.ravel()[idxs] = sd.ravel()
+    return right.replace(shapedirs=sd), src, idxs
+
+
+def _select_value(src, idxs, shape):
+    """chumpy ``Select.compute_r``: ``a.r.ravel()[idxs].copy()`` reshaped to preferred_shape."""
+    return src.ravel()[idxs].copy().reshape(shape)
+
+
+MIRROR_X = np.array([-1.0, 1.0, 1.0])
+
+
+def _write(tmp_path, name, asset, src, idxs, protocol):
+    d = official_mano_dict(asset, chumpy_select(chumpy_ch(src), idxs, (778, 3, 10)))
+    return write_py2_mano_pickle(tmp_path / name, d, protocol)
+
+
+@pytest.mark.parametrize("protocol", [2, 0])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_official_select_layout_converts_to_truth(tmp_path, protocol, side):
+    right, src, idxs = _official_pair(seed=3)
+    truth_sd = _select_value(src, idxs, (778, 3, 10))
+    asset = right
+    if side == "left":  # MANO_LEFT as published: mirrored template, the right's shapedirs
+        asset = right.replace(v_template=right.v_template * MIRROR_X)
+    p = _write(tmp_path, f"MANO_{side.upper()}.pkl", asset, src, idxs, protocol)
+    assert (b"chumpy.reordering\nSelect\n" in p.read_bytes()) and (
+        (b"copy_reg\n_reconstructor\n" in p.read_bytes()) == (protocol == 0)
+    )
+    out = tmp_path / "asset.npz"
+    assert cli_main(["mano", "convert", str(p), str(out)]) == 0
+    got = load_asset(out)
+    want_sd = truth_sd * MIRROR_X[None, :, None] if side == "left" else truth_sd
+    np.testing.assert_array_equal(got.shapedirs, want_sd)
+    np.testing.assert_array_equal(got.v_template, asset.v_template)
+    np.testing.assert_array_equal(got.J_regressor, asset.J_regressor)
+    np.testing.assert_array_equal(got.posedirs, asset.posedirs)
+    np.testing.assert_array_equal(got.f, asset.f)
+    assert got.side == side
+    if side == "left":
+        assert got.shapedirs_fix.startswith("applied") and "detected" in got.shapedirs_fix
+    else:
+        assert got.shapedirs_fix == "none (right hand)"
+
+
+@pytest.mark.skipif(smplx is None, reason="smplx (test extra) not installed")
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_layer_on_official_select_layout_equals_smplx(tmp_path, side):
+    right, src, idxs = _official_pair(seed=4)
+    sd = _select_value(src, idxs, (778, 3, 10))
+    asset = right
+    if side == "left":
+        asset = right.replace(v_template=right.v_template * MIRROR_X)
+        sd = sd * MIRROR_X[None, :, None]  # smplx issue #48: left_mano.shapedirs[:, 0, :] *= -1
+    p = _write(tmp_path, f"MANO_{side.upper()}.pkl", asset, src, idxs, protocol=2)
+
+    class DS:  # what smplx reads from the pickle, built from the truth, not from our loader
+        pass
+
+    ds = DS()
+    ds.__dict__.update(
+        v_template=asset.v_template, f=asset.f.astype(np.int64), shapedirs=sd,
+        posedirs=asset.posedirs, J_regressor=asset.J_regressor, weights=asset.weights,
+        kintree_table=asset.kintree_table, hands_components=asset.hands_components,
+        hands_mean=asset.hands_mean,
+    )  # fmt: skip
+    ref = smplx.MANO(
+        model_path="unused", data_struct=ds, use_pca=False, flat_hand_mean=True, num_betas=10,
+        dtype=torch.float64, is_rhand=side == "right",
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    go = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    pose = 0.5 * torch.randn(4, 45, generator=gen, dtype=torch.float64)
+    betas = 2 * torch.randn(4, 10, generator=gen, dtype=torch.float64)
+    ours = HandLayer(p, pose_origin="flat", dtype=torch.float64)(go, pose, betas)
+    r = ref(global_orient=go, hand_pose=pose, betas=betas)
+    assert (ours.vertices - r.vertices).abs().max() < 1e-7  # smplx adds 1e-8 to angles
+
+
+def test_left_fix_detects_an_already_corrected_left_model(tmp_path):
+    right, src, idxs = _official_pair(seed=5)
+    truth = _select_value(src, idxs, (778, 3, 10))
+    corrected = truth * MIRROR_X[None, :, None]
+    src2 = src.copy()
+    src2.ravel()[idxs] = corrected.ravel()
+    left = right.replace(v_template=right.v_template * MIRROR_X)
+    p = _write(tmp_path, "MANO_LEFT.pkl", left, src2, idxs, protocol=2)
+    got = load_mano_pickle(p)
+    np.testing.assert_array_equal(got.shapedirs, corrected)  # not flipped a second time
+    assert got.shapedirs_fix.startswith("not applied (detected")
+
+
+def test_left_fix_explicit_choice_and_exact_detection_with_right_model(tmp_path, capsys):
+    right, src, idxs = _official_pair(seed=6)
+    truth = _select_value(src, idxs, (778, 3, 10))
+    left = right.replace(v_template=right.v_template * MIRROR_X)
+    pl = _write(tmp_path, "MANO_LEFT.pkl", left, src, idxs, protocol=0)
+    pr = _write(tmp_path, "MANO_RIGHT.pkl", right, src, idxs, protocol=2)
+    out = tmp_path / "left.npz"
+    assert cli_main(["mano", "convert", str(pl), str(out), "--left-fix", "skip"]) == 0
+    assert "explicit choice" in capsys.readouterr().out
+    a = load_asset(out)
+    np.testing.assert_array_equal(a.shapedirs, truth)
+    assert "explicit choice" in a.shapedirs_fix and a.shapedirs_fix.startswith("not applied")
+    with np.load(out, allow_pickle=False) as z:  # recorded in the plain file itself
+        assert str(z["shapedirs_fix"]).startswith("not applied")
+    got = load_mano_pickle(pl, left_fix="apply")
+    np.testing.assert_array_equal(got.shapedirs, truth * MIRROR_X[None, :, None])
+    got = load_mano_pickle(pl, right_model=pr)
+    np.testing.assert_array_equal(got.shapedirs, truth * MIRROR_X[None, :, None])
+    assert "equal the right model's" in got.shapedirs_fix
+
+
+def test_left_fix_refuses_to_guess(tmp_path, capsys):
+    asset = random_mano_asset(seed=7)  # random shape space: no size direction to judge by
+    src = asset.shapedirs.copy()
+    p = _write(tmp_path, "MANO_LEFT.pkl", asset, src, np.arange(src.size), protocol=2)
+    assert cli_main(["mano", "convert", str(p), str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--left-fix apply or skip" in err
+
+
+def _huge_array_pickle(protocol: int) -> bytes:
+    """``numpy.core.multiarray._reconstruct(ndarray, (2**45,), 'b')``: a 32 TiB array."""
+    pk = Py2Pickler(protocol)
+    pk.glob("numpy.core.multiarray", "_reconstruct")
+    pk.save_global_args(("numpy", "ndarray"), (2**45,), "b")
+    pk.out += b"R"
+    return bytes(pk.out + b".")
+
+
+@pytest.mark.parametrize("protocol", [2, 0])
+def test_huge_arrays_are_refused_without_allocating(tmp_path, capsys, protocol):
+    p = tmp_path / "MANO_RIGHT.pkl"
+    p.write_bytes(_huge_array_pickle(protocol))
+    assert cli_main(["mano", "convert", str(p), str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "larger than anything a MANO file holds" in err
+    # A sparse J_regressor that claims 2**31 x 2**31 entries is refused before .toarray().
+    d = official_mano_dict(random_mano_asset(), chumpy_ch(random_mano_asset().shapedirs))
+    d["J_regressor"].state["_shape"] = (2**31, 2**31)
+    q = write_py2_mano_pickle(tmp_path / "MANO_RIGHT2.pkl", d, protocol)
+    with pytest.raises(UnsafePickleError, match="larger than anything"):
+        load_mano_pickle(q)
+
+
+def test_select_with_bad_indices_is_a_clear_error(tmp_path):
+    asset = random_mano_asset(seed=8)
+    src = asset.shapedirs
+    idxs = np.arange(src.size)
+    idxs[5] = src.size + 10
+    p = _write(tmp_path, "MANO_RIGHT.pkl", asset, src, idxs, protocol=2)
+    with pytest.raises(AssetError, match="shapedirs.*indexes outside"):
+        load_mano_pickle(p)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqhand.geometry.alignment import ALIGNMENT_MODES
+
 DATASETS = ("seqhand-test", "stb", "egodexter", "dexter_object", "freihand")
-DEFAULT_ALIGNMENT = {  # see docs/metrics.md
+DEFAULT_ALIGNMENT = {  # the protocol table of docs/metrics.md
     "seqhand-test": "root",
-    "stb": "root_scale",
+    "stb": "hand3d",
     "egodexter": "centroid_scale",
     "dexter_object": "centroid_scale",
     "freihand": "root",
 }
+#: Frames with fewer annotated joints are skipped and counted (Minimal-Hand's ED / D+O rule).
+DEFAULT_MIN_VALID_JOINTS = {"egodexter": 2, "dexter_object": 2}
 
 
 def register(sub) -> None:
@@ -25,9 +29,20 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N sequences")
     p.add_argument("--per-frame", action="store_true",
                    help="reset the recurrent state every frame (comparison run)")  # fmt: skip
-    p.add_argument("--alignment", default=None,
-                   help="override the dataset's alignment protocol (none, root, root_scale, "
-                   "centroid_scale, scale, procrustes)")  # fmt: skip
+    p.add_argument("--alignment", default=None, choices=ALIGNMENT_MODES,
+                   help="override the dataset's alignment protocol (default: stb hand3d, "
+                   "egodexter/dexter_object centroid_scale, freihand and seqhand-test root; "
+                   "see docs/metrics.md)")  # fmt: skip
+    p.add_argument("--stb-view", default="BB-both", choices=("BB-both", "BB-left", "SK"),
+                   help="STB images: BB left and right (hand3d's 6,000-frame evaluation set, "
+                   "default), BB left only (3,000), or the SK colour camera")  # fmt: skip
+    p.add_argument("--min-valid-joints", type=int, default=None,
+                   help="skip (and count) frames with fewer annotated joints (default 2 for "
+                   "egodexter and dexter_object, as Minimal-Hand; 0 elsewhere)")  # fmt: skip
+    p.add_argument("--temporal-reduction", default="per_sequence",
+                   choices=("per_sequence", "pooled"),
+                   help="temporal metrics: mean of per-sequence means, or pooled over all "
+                   "frames (VIBE)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -35,11 +50,16 @@ def register(sub) -> None:
 def _evaluate(args) -> int:
     from seqhand.errors import SeqhandError
     from seqhand.evaluation.accumulator import MetricAccumulator
-    from seqhand.evaluation.evaluator import evaluate_sequences, write_report
+    from seqhand.evaluation.evaluator import evaluate_sequences, summary_lines, write_report
     from seqhand.evaluation.view import ViewMetrics
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
+    min_valid = args.min_valid_joints
+    if min_valid is None:
+        min_valid = DEFAULT_MIN_VALID_JOINTS.get(args.dataset, 0)
+    if min_valid < 0:
+        raise SeqhandError(f"--min-valid-joints must be >= 0, got {min_valid}")
     model, rec = load_model(args.checkpoint)
     size = int(rec["image_size"])
     if args.dataset == "seqhand-test":
@@ -54,21 +74,23 @@ def _evaluate(args) -> int:
     else:
         from seqhand.evaluation.real import real_sequences
 
-        seqs, total = real_sequences(args.dataset, args.data_root, size, args.limit)
-    acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset])
+        seqs, total = real_sequences(args.dataset, args.data_root, size, args.limit,
+                                     stb_view=args.stb_view)  # fmt: skip
+    acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset],
+                            min_valid_joints=min_valid,
+                            temporal_reduction=args.temporal_reduction)  # fmt: skip
     hand = rec.get("hand_model") or None
     view = ViewMetrics()
     evaluate_sequences(model, seqs, accumulator=acc, decoder=HandDecoder(
         None if hand == "builtin" else hand), per_frame=args.per_frame,
         progress=not args.no_progress, total=total, view=view)  # fmt: skip
     label = rec["model_spec"]["name"] + (" (per-frame)" if args.per_frame else "")
-    m = write_report(acc, args.out, dataset=args.dataset, label=label,
-                     extra={"checkpoint": str(args.checkpoint), "per_frame": args.per_frame},
-                     view=view)  # fmt: skip
-    rot = m.get("rot_err_median_deg")
-    extra = (f", median rotation error {rot:.1f} deg" if rot is not None else "") + (
-        f", size ratio {m['size_ratio_median']:.2f}" if "size_ratio_median" in m else ""
-    )
-    print(f"{args.dataset}: EPE3D {m.get('epe3d_mean_mm') or float('nan'):.2f} mm, AUC {m.get('auc')}"
-          f"{extra}, written to {args.out}/metrics.json and pck.png")  # fmt: skip
+    extra = {"checkpoint": str(args.checkpoint), "per_frame": args.per_frame}
+    if args.dataset == "stb":
+        extra["stb_view"] = args.stb_view
+    m = write_report(acc, args.out, dataset=args.dataset, label=label, extra=extra, view=view)
+    print(f"{args.dataset}" + (f" ({args.stb_view})" if args.dataset == "stb" else "") + ":")
+    for line in summary_lines(m):
+        print(f"  {line}")
+    print(f"written to {args.out}/metrics.json and pck.png")
     return 0

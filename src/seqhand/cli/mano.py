@@ -16,15 +16,31 @@ def register(sub) -> None:
     c.add_argument("input", help="MANO_RIGHT.pkl or MANO_LEFT.pkl")
     c.add_argument("output", help="output .npz")
     c.add_argument("--side", choices=["right", "left"], help="default: from the file name")
+    c.add_argument(
+        "--left-fix",
+        choices=["auto", "apply", "skip"],
+        default="auto",
+        help="left model only: apply MANO's known shapedirs[:, 0, :] *= -1 fix ('apply'), "
+        "leave shapedirs as they are because the file is already corrected ('skip'), or "
+        "detect which ('auto', default; refuses to guess when unclear). The choice is stored "
+        "in the asset",
+    )
+    c.add_argument(
+        "--right-model",
+        metavar="MANO_RIGHT.pkl",
+        help="with --left-fix auto: compare with the right model's shapedirs (exact detection)",
+    )
     c.set_defaults(func=_convert)
 
 
 def _convert(args) -> int:
-    asset = load_mano_pickle(args.input, side=args.side)
+    asset = load_mano_pickle(
+        args.input, side=args.side, left_fix=args.left_fix, right_model=args.right_model
+    )
     out = asset.save(args.output)
     print(
         f"wrote {out}: {asset.side} hand, {asset.num_vertices} vertices, {len(asset.f)} faces, "
         f"{asset.num_betas} shape directions"
-        + (" (left-hand shapedirs fix applied)" if asset.side == "left" else "")
+        + (f"; left shapedirs fix {asset.shapedirs_fix}" if asset.side == "left" else "")
     )
     return 0

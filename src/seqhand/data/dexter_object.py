@@ -2,7 +2,7 @@
 
 Layout::
 
-    data/<Seq>/color/*.png                   640 x 480 colour frames, in name order
+    data/<Seq>/color/Color_%04d.bmp          640 x 480 colour frames (BMP), in name order
     data/<Seq>/annotations/<Seq>3D.txt       one line per colour frame: 5 ';'-separated fields
                                              (thumb, index, middle, ring, little), "x, y, z" mm
                                              in the depth-camera frame; z == 32001 marks an

@@ -8,9 +8,11 @@ Layout (``RHD_published_v2``)::
                                     'K': (3, 3)}} with split in {training, evaluation}
 
 The 42 keypoints are the left hand (0-20) then the right hand (21-41), each wrist then thumb ->
-little finger, tip -> base (``RHD_TO_PROJECT``). Each sample keeps the hand with more visible
-keypoints (ties go to the right hand), the choice of common loaders (e.g. Minimal-Hand-pytorch
-``datasets/rhd.py``); a left hand is mirrored into a right hand. The pickle is read with an
+little finger, tip -> base (``RHD_TO_PROJECT``). Each sample keeps one hand, by default the one
+with more mask pixels (labels 2-17 left, 18 and above right; ties go to the right hand), as
+hand3d's reader does (``data/BinaryDbReader.py``: ``num_px_left_hand > num_px_right_hand``);
+``hand_choice="visible"`` keeps the hand with more visible keypoints instead (Minimal-Hand-pytorch
+``datasets/rhd.py``). A left hand is mirrored into a right hand. The pickle is read with an
 unpickler that only admits numpy arrays, so the file cannot run code.
 """
 
@@ -45,6 +47,7 @@ except ImportError:  # pragma: no cover - numpy < 2
 SPLITS = ("training", "evaluation")
 LEFT_MASK_LABELS = (2, 17)  # inclusive range of the left hand's part labels
 RIGHT_MASK_LABELS = (18, 33)
+HAND_CHOICES = ("mask", "visible")
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -110,6 +113,8 @@ class RHD(RealDataset):
         root: the ``RHD_published_v2`` directory; default ``$SEQHAND_DATA/RHD_published_v2``.
         split: ``"training"`` or ``"evaluation"``.
         load_mask: read the part-label mask and keep the chosen hand's pixels.
+        hand_choice: ``"mask"`` (default, hand3d: more mask pixels; reads the mask) or
+            ``"visible"`` (more visible keypoints).
     """
 
     name = "rhd"
@@ -122,10 +127,14 @@ class RHD(RealDataset):
         split: str = "training",
         *,
         load_mask: bool = True,
+        hand_choice: str = "mask",
     ) -> None:
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if hand_choice not in HAND_CHOICES:
+            raise ValueError(f"hand_choice must be one of {HAND_CHOICES}, got {hand_choice!r}")
+        self.hand_choice = hand_choice
         self.root = resolve_root("rhd", root)
         self.split_dir = require_dir(self.root / split, f"RHD {split}")
         self.annotation_path = self.split_dir / f"anno_{split}.pickle"
@@ -136,32 +145,44 @@ class RHD(RealDataset):
     def __len__(self) -> int:
         return len(self._ids)
 
-    def hand_side(self, index: int) -> str:
-        """``"left"`` or ``"right"``: the hand with more visible keypoints (ties: right)."""
-        vis = self._anno[self._ids[index]]["uv_vis"][:, 2] == 1
+    def _labels(self, sid: int, image_shape=None) -> np.ndarray:
+        mask_path = self.split_dir / "mask" / f"{sid:05d}.png"
+        labels = read_gray(mask_path)
+        if image_shape is not None and labels.shape != tuple(image_shape[:2]):
+            raise DatasetFormatError(
+                f"{mask_path}: mask is {labels.shape}, image {sid:05d}.png is {image_shape[:2]}"
+            )
+        return labels
+
+    def hand_side(self, index: int, labels: np.ndarray | None = None) -> str:
+        """``"left"`` or ``"right"``: with ``hand_choice="mask"`` the hand with more mask pixels
+        (hand3d), else the one with more visible keypoints; ties go to the right hand."""
+        sid = self._ids[index]
+        if self.hand_choice == "mask":
+            lab = self._labels(sid) if labels is None else labels
+            n_left = int(((lab >= LEFT_MASK_LABELS[0]) & (lab <= LEFT_MASK_LABELS[1])).sum())
+            n_right = int((lab >= RIGHT_MASK_LABELS[0]).sum())
+            return "left" if n_left > n_right else "right"
+        vis = self._anno[sid]["uv_vis"][:, 2] == 1
         return "left" if vis[RHD_LEFT_SLICE].sum() > vis[RHD_RIGHT_SLICE].sum() else "right"
 
     def __getitem__(self, index: int) -> RealSample:
         sid = self._ids[index]
         a = self._anno[sid]
-        side = self.hand_side(index)
+        img_path = self.split_dir / "color" / f"{sid:05d}.png"
+        image = read_image(img_path)
+        labels = None
+        if self.load_mask or self.hand_choice == "mask":
+            labels = self._labels(sid, image.shape)
+        side = self.hand_side(index, labels)
         sl = RHD_LEFT_SLICE if side == "left" else RHD_RIGHT_SLICE
         order = list(RHD_TO_PROJECT)
         joints3d = a["xyz"][sl][order]
         joints2d = a["uv_vis"][sl, :2][order]
         visible = a["uv_vis"][sl, 2][order] == 1
         K = a["K"].copy()
-        img_path = self.split_dir / "color" / f"{sid:05d}.png"
-        image = read_image(img_path)
         mask = None
         if self.load_mask:
-            mask_path = self.split_dir / "mask" / f"{sid:05d}.png"
-            labels = read_gray(mask_path)
-            if labels.shape != image.shape[:2]:
-                raise DatasetFormatError(
-                    f"{mask_path}: mask is {labels.shape}, "
-                    f"image {img_path.name} is {image.shape[:2]}"
-                )
             lo, hi = LEFT_MASK_LABELS if side == "left" else RIGHT_MASK_LABELS
             mask = (labels >= lo) & (labels <= hi)
         mirrored = side == "left"

@@ -6,6 +6,7 @@ Layout::
                                                  in the Bumblebee left camera / RealSense depth
                                                  camera frame respectively
     images/<Seq>/BB_left_%d.png                  640 x 480 stereo-left images
+    images/<Seq>/BB_right_%d.png                 640 x 480 stereo-right images
     images/<Seq>/SK_color_%d.png                 640 x 480 RealSense colour images
 
 Sequences B1..B6 x {Counting, Random}, 1500 frames each; the standard split (hand3d,
@@ -13,6 +14,12 @@ Zimmermann & Brox 2017 and the works after it, SeqHAND's [3]) tests on B1Countin
 and trains on B2-B6. Joint order: palm centre, then pinky, ring, middle, index, thumb, each
 MCP -> tip (``STB_TO_PROJECT``); slot 0 of the project order receives the *palm centre*, so
 samples carry ``root_kind="palm"``. All hands are left hands: they are mirrored at this boundary.
+
+Views (``view=``): ``"BB-left"`` (the Bumblebee left images, 1,500 per sequence: 3,000 test
+frames), ``"BB-both"`` (left and right images, 6,000 test frames: what hand3d's
+``data/stb/create_db.m`` writes for its STB evaluation, the right view's labels being the left's
+shifted by the stereo baseline, ``X_right = X_left - (120.054 mm, 0, 0)``), or ``"SK"`` (the
+RealSense colour images). Each (sequence, view) is its own temporal sequence.
 
 Camera parameters are STB's ``readme.txt`` values (quoted, e.g., in the hand3d STB reader
 ``lmb-freiburg/hand3d data/BinaryDbReaderSTB.py`` and in hand-graph-cnn's
@@ -64,6 +71,9 @@ SK_DEPTH_INTRINSICS = np.array(
 SK_ROTVEC = np.array([0.00531, -0.01196, 0.00301])
 SK_TRANSLATION_MM = np.array([-24.0381, -0.4563, -1.2326])
 IMAGE_PREFIX = {"BB": "BB_left", "SK": "SK_color"}
+VIEWS = ("BB-left", "BB-both", "SK")
+#: hand3d's STB evaluation set (``create_db.m``: BB left and right images of B1).
+HAND3D_STB_VIEW = "BB-both"
 
 # Palm-centre root. MANO-based models in the manopth family predict STB's palm as the mean of
 # mesh vertices 95 and 22 (manopth ``ManoLayer(..., root_palm=True)``); from joints alone, the
@@ -157,9 +167,11 @@ class STB(RealDataset):
             ``$SEQHAND_DATA/STB``.
         split: ``"test"`` (B1Counting, B1Random), ``"train"`` (B2-B6) or ``"all"``; or pass
             ``sequences`` explicitly.
-        camera: ``"BB"`` (Bumblebee left image, hand3d's protocol) or ``"SK"`` (RealSense
-            colour image; labels converted from the depth to the colour frame).
+        camera: ``"BB"`` (Bumblebee left image) or ``"SK"`` (RealSense colour image; labels
+            converted from the depth to the colour frame). Superseded by ``view``.
         mirror: mirror the left hands into right hands (default True).
+        view: ``"BB-left"``, ``"BB-both"`` (hand3d's evaluation set) or ``"SK"``; default
+            from ``camera`` (``"BB"`` -> ``"BB-left"``).
     """
 
     name = "stb"
@@ -174,10 +186,17 @@ class STB(RealDataset):
         camera: str = "BB",
         sequences: Sequence[str] | None = None,
         mirror: bool = True,
+        view: str | None = None,
     ) -> None:
         super().__init__()
         if camera not in IMAGE_PREFIX:
             raise ValueError(f"camera must be 'BB' or 'SK', got {camera!r}")
+        if view is None:
+            view = "BB-left" if camera == "BB" else "SK"
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        camera = "SK" if view == "SK" else "BB"
+        self.view = view
         if sequences is None:
             if split not in SPLIT_SEQUENCES:
                 raise ValueError(f"split must be one of {sorted(SPLIT_SEQUENCES)}, got {split!r}")
@@ -187,26 +206,30 @@ class STB(RealDataset):
         self.mirror = mirror
         self.K = BB_INTRINSICS if camera == "BB" else SK_INTRINSICS
         require_dir(self.root / "labels", "STB labels")
-        self._frames: list[tuple[str, int]] = []
-        self._joints: dict[str, np.ndarray] = {}
+        self._frames: list[tuple[str, int, str]] = []  # (sequence, frame, image prefix)
+        self._joints: dict[tuple[str, str], np.ndarray] = {}
         order = list(STB_TO_PROJECT)
+        prefixes = ("BB_left", "BB_right") if view == "BB-both" else (IMAGE_PREFIX[camera],)
         for seq in sequences:
             lab = load_stb_labels(self.root / "labels" / f"{seq}_{camera}.mat")
             if camera == "SK":
                 lab = sk_depth_to_color(lab)
-            self._joints[seq] = lab[:, order] * MM_TO_M
-            start = len(self._frames)
-            self._frames += [(seq, f) for f in range(len(lab))]
-            self._sequences[seq] = list(range(start, len(self._frames)))
+            for prefix in prefixes:
+                xyz = lab - np.array([BB_BASELINE_MM, 0.0, 0.0]) if prefix == "BB_right" else lab
+                self._joints[(seq, prefix)] = xyz[:, order] * MM_TO_M
+                start = len(self._frames)
+                self._frames += [(seq, f, prefix) for f in range(len(lab))]
+                name = f"{seq}-BB_right" if prefix == "BB_right" else seq
+                self._sequences[name] = list(range(start, len(self._frames)))
 
     def __len__(self) -> int:
         return len(self._frames)
 
     def __getitem__(self, index: int) -> RealSample:
-        seq, f = self._frames[index]
-        path = self.root / "images" / seq / f"{IMAGE_PREFIX[self.camera]}_{f}.png"
+        seq, f, prefix = self._frames[index]
+        path = self.root / "images" / seq / f"{prefix}_{f}.png"
         image = read_image(path)
-        joints3d = self._joints[seq][f].copy()
+        joints3d = self._joints[(seq, prefix)][f].copy()
         K = self.K.copy()
         joints2d = project(joints3d, K)
         if self.mirror:
@@ -219,7 +242,7 @@ class STB(RealDataset):
             K=K,
             dataset=self.name,
             index=index,
-            sequence_id=seq,
+            sequence_id=f"{seq}-BB_right" if prefix == "BB_right" else seq,
             frame_index=f,
             mirrored=self.mirror,
             root_kind="palm",

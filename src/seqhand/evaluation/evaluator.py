@@ -34,6 +34,7 @@ class EvalFrame:
     joints2d: ``(21, 2)`` pixels of the crop, or None. valid: ``(21,)`` bool.
     root_kind: ``"wrist"`` or ``"palm"`` (STB's slot 0 is the palm centre).
     rot: ``(3,)`` true global rotation (axis-angle) when known (generated data), else None.
+    verts3d: ``(V, 3)`` metres, same frame as ``joints3d`` (FreiHAND), or None.
     """
 
     image: np.ndarray
@@ -42,6 +43,7 @@ class EvalFrame:
     valid: np.ndarray
     root_kind: str = "wrist"
     rot: np.ndarray | None = None
+    verts3d: np.ndarray | None = None
 
 
 def generated_sequences(root, split: str = "test", image_size: int = 224,
@@ -116,15 +118,76 @@ def evaluate_sequences(
                 pred2,
                 np.stack([f.joints2d for f in frames]) if has2d else None,
             )
+        has_verts = all(f.verts3d is not None for f in frames)
         accumulator.process(
             pred3, gt3, valid,
             sequence_ids=[seq_id] * len(frames), frame_indices=list(range(len(frames))),
             pred_joints2d=pred2 if has2d else None,
             gt_joints2d=np.stack([f.joints2d for f in frames]) if has2d else None,
+            pred_verts=dec.vertices3d.double().numpy() if has_verts else None,
+            gt_verts=np.stack([f.verts3d for f in frames]) if has_verts else None,
             pred_params={"betas": dec.params["betas"].numpy(),
                          "pose": dec.params["pose_pca"].numpy()},
+            pred_scale=rest_bone_length(decoder, dec.params["betas"], accumulator.bone),
         )  # fmt: skip
     return accumulator
+
+
+def rest_bone_length(decoder: HandDecoder, betas: torch.Tensor, bone=(9, 10)) -> np.ndarray:
+    """``(N,)`` metres: the length of joint pair ``bone`` in the predicted hand (shape ``betas``)
+    at rest -- the prediction's own normalisation length for the ``"hand3d"`` alignment. (Joints
+    of a kinematic hand move rigidly with their bones, so it equals the posed bone's length.)"""
+    layer = decoder.hand_layer
+    b = betas.reshape(-1, betas.shape[-1]).to(layer.v_template.dtype)
+    j = layer(betas=b).joints.double().numpy()
+    return np.linalg.norm(j[:, bone[0]] - j[:, bone[1]], axis=-1)
+
+
+def summary_lines(m: dict) -> list[str]:
+    """Every headline number of a ``metrics.json`` with the protocol it was measured with."""
+    pr = m.get("protocol", {})
+
+    def f(x, fmt=".2f"):
+        return "n/a" if x is None else format(x, fmt)
+
+    head = pr.get("headline_auc", "?")
+    t = pr.get("pck_thresholds", {}).get(head, [None, None, None])
+    lines = [
+        f"frames {m.get('num_frames')} in {m.get('num_sequences')} sequences; skipped "
+        f"{m.get('num_skipped_frames', 0)} with < {pr.get('skip_frames_with_fewer_valid_joints_than', 0)} "
+        "annotated joints",
+        f"EPE3D mean {f(m.get('epe3d_mean_mm'))} mm / median {f(m.get('epe3d_median_mm'))} mm "
+        f"[alignment={pr.get('alignment')}, {pr.get('epe_reduction')}]",
+        f"AUC {f(m.get('auc'), '.3f')} [PCK '{head}': {t[0]}-{t[1]} mm, {t[2]} thresholds; "
+        f"alignment={pr.get('alignment')}]",
+        f"PA-MPJPE {f(m.get('pa_mpjpe_mm'))} mm [Procrustes per frame, pooled]",
+    ]
+    if "epe2d_mean_px" in m:
+        lines.append(
+            f"EPE2D {f(m.get('epe2d_mean_px'))} px [crop pixels, {pr.get('epe_reduction')}]"
+        )
+    if "mpvpe_mm" in m:
+        lines.append(f"mesh error {f(m['mpvpe_mm'])} mm [alignment={pr.get('alignment')}], "
+                     f"PA {f(m.get('pa_mpvpe_mm'))} mm [Procrustes per mesh]")  # fmt: skip
+    fs = [k for k in m if k.startswith("f@")]
+    if fs:
+        lines.append(", ".join(f"{k} {f(m[k], '.3f')}" for k in fs)
+                     + f" [alignment={pr.get('alignment')}]; "
+                     + ", ".join(f"{k} {f(m['pa_' + k], '.3f')}" for k in fs)
+                     + " [Procrustes]")  # fmt: skip
+    lines.append(
+        f"accel. error {f(m.get('accel_error_mm_per_frame2'))} mm/frame^2, accel. "
+        f"{f(m.get('accel_mm_per_frame2'))} mm/frame^2, jitter {f(m.get('jitter_mm_per_frame3'))} "
+        f"mm/frame^3 [root-relative (VIBE/WHAM), {pr.get('temporal_reduction')}]"
+    )
+    if "rot_err_median_deg" in m:
+        lines.append(f"global rotation error median {f(m['rot_err_median_deg'], '.1f')} deg, "
+                     f"p90 {f(m['rot_err_p90_deg'], '.1f')} deg [geodesic angle, all frames]")  # fmt: skip
+    if "size_ratio_median" in m:
+        lines.append(f"hand size in the image, predicted / true: median "
+                     f"{f(m['size_ratio_median'])} (p10 {f(m['size_ratio_p10'])}, p90 "
+                     f"{f(m['size_ratio_p90'])}) [RMS joint spread]")  # fmt: skip
+    return lines
 
 
 def write_report(acc: MetricAccumulator, out_dir, *, dataset: str, label: str,

@@ -10,10 +10,13 @@ sense; masked entries never contribute. The definitions follow the standard eval
 * PCK at threshold ``t`` = fraction of a keypoint's errors ``<= t``; the curve is the mean over
   keypoints of the per-keypoint curves;
 * AUC = trapezoid area under a keypoint's curve divided by the trapezoid area under 1, then the
-  mean over keypoints. Keypoints without any valid entry are skipped.
+  mean over keypoints (undefined, NaN, for a single threshold; the PCK itself is still given).
+  Keypoints without any valid entry are skipped.
 
-Temporal metrics (acceleration error, jitter, parameter changes) take one sequence ``(T, ...)``.
-The streaming :class:`MetricAccumulator` lives in :mod:`seqhand.evaluation.accumulator`.
+Temporal metrics (acceleration error, jitter, parameter changes) take one sequence ``(T, ...)``
+of *root-relative* joints (VIBE ``compute_accel`` / ``compute_error_accel``, WHAM jitter: both
+sides minus their own root): see :func:`root_relative`. The streaming ``MetricAccumulator``
+lives in :mod:`seqhand.evaluation.accumulator` (this module does not import it).
 """
 
 from __future__ import annotations
@@ -178,15 +181,18 @@ def pck_from_errors(errors_mm: np.ndarray, valid: np.ndarray, thresholds_mm) -> 
     n_j = errors_mm.shape[1]
     per_kp = np.full((n_j, t.size), np.nan)
     auc_kp = np.full(n_j, np.nan)
+    has = np.zeros(n_j, dtype=bool)
     for j in range(n_j):
         e = errors_mm[valid[:, j], j]
         if e.size:
+            has[j] = True
             per_kp[j] = (e[:, None] <= t[None, :]).mean(0)
-            auc_kp[j] = auc(per_kp[j], t)
-    has = ~np.isnan(auc_kp)
+            if t.size >= 2:  # an area needs two thresholds (hand3d's is 0/0 = NaN with one)
+                auc_kp[j] = auc(per_kp[j], t)
     if not has.any():
         return PCKResult(t, np.full(t.size, np.nan), float("nan"), per_kp, auc_kp)
-    return PCKResult(t, per_kp[has].mean(0), float(auc_kp[has].mean()), per_kp, auc_kp)
+    a = float(auc_kp[has].mean()) if t.size >= 2 else float("nan")
+    return PCKResult(t, per_kp[has].mean(0), a, per_kp, auc_kp)
 
 
 def pck3d(pred, gt, valid=None, *, protocol: str | None = "paper", thresholds_mm=None) -> PCKResult:
@@ -274,6 +280,29 @@ def _finite_difference(x: np.ndarray, order: int, valid: np.ndarray | None):
     return d, v
 
 
+def root_relative(x: np.ndarray, root: int = 0) -> np.ndarray:
+    """``x - x[:, root]``: ``(T, J, 3)`` joints relative to their own root joint (VIBE subtracts
+    the pelvis from prediction and ground truth alike before its temporal metrics)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x - x[:, root : root + 1]
+
+
+def acceleration_error_values(pred, gt, valid=None) -> np.ndarray:
+    """The entries :func:`acceleration_error` averages: ``|a_pred - a_gt|`` in mm/frame^2 at
+    every (frame, joint) whose three-frame stencil is valid, flattened."""
+    pred, gt, valid = _check(pred, gt, valid)
+    ap, v = _finite_difference(pred, 2, valid)
+    ag, _ = _finite_difference(gt, 2, None)
+    return (np.linalg.norm(ap - ag, axis=-1) * M_TO_MM)[v]
+
+
+def difference_norm_values(x, order: int, valid=None) -> np.ndarray:
+    """``|order-th forward difference|`` in mm/frame^order at every valid stencil, flattened
+    (order 2: acceleration, order 3: jitter)."""
+    d, v = _finite_difference(x, order, valid)
+    return (np.linalg.norm(d, axis=-1) * M_TO_MM)[v]
+
+
 def acceleration_error(pred, gt, valid=None) -> float:
     """Mean ``|a_pred - a_gt|`` in mm/frame^2 with ``a_t = x_{t+1} - 2 x_t + x_{t-1}``
     (the HMMR / VIBE definition). ``(T, J, 3)`` metres; triples with a masked frame are skipped."""
@@ -317,11 +346,3 @@ def param_change(params, *, kind: str = "abs") -> float:
     if kind == "sq_l2":
         return float((d**2).sum(-1).mean())
     raise ValueError(f"kind must be 'abs' or 'sq_l2', got {kind!r}")
-
-
-def __getattr__(name: str):  # ``from seqhand.evaluation.metrics import MetricAccumulator``
-    if name == "MetricAccumulator":
-        from seqhand.evaluation.accumulator import MetricAccumulator
-
-        return MetricAccumulator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,11 +7,13 @@
 ==================  ==========================================  ===============  ===========
 dataset             split                                       joints           slot 0
 ==================  ==========================================  ===============  ===========
-``stb``             test: B1Counting, B1Random (BB camera)      21               palm centre
+``stb``             test: B1Counting, B1Random; BB left + right 21               palm centre
+                    (hand3d's 6,000 frames; ``stb_view``)
 ``egodexter``       Desk, Fruits, Kitchen, Rotunda              5 fingertips     -
 ``dexter_object``   Grasp1, Grasp2, Occlusion, Rigid, Pinch,    5 fingertips     -
                     Rotate
-``freihand``        evaluation (needs ``evaluation_xyz.json``)  21               wrist
+``freihand``        evaluation (needs ``evaluation_xyz.json``;  21 (+ 778        wrist
+                    ``evaluation_verts.json`` adds meshes)      vertices)
 ==================  ==========================================  ===============  ===========
 
 **Oracle crops.** The paper localises hands with a detector (MobileNet+SSD, section 5) and
@@ -60,18 +62,19 @@ class EvalDataError(SeqhandError):
     """A benchmark cannot be evaluated as given (e.g. a split without ground truth)."""
 
 
-def open_benchmark(dataset: str, data_root: str | os.PathLike | None = None):
+def open_benchmark(dataset: str, data_root: str | os.PathLike | None = None, *,
+                   stb_view: str = "BB-both"):  # fmt: skip
     """The evaluation split of a benchmark, as its loader (see the table in the module doc)."""
     from seqhand.data import STB, DexterObject, EgoDexter, FreiHAND
 
     if dataset == "stb":
-        return STB(data_root, "test")
+        return STB(data_root, "test", view=stb_view)
     if dataset == "egodexter":
         return EgoDexter(data_root)
     if dataset == "dexter_object":
         return DexterObject(data_root)
     if dataset == "freihand":
-        ds = FreiHAND(data_root, "evaluation", load_mask=False)
+        ds = FreiHAND(data_root, "evaluation", load_mask=False, load_verts=True)
         if ds.xyz is None:
             raise EvalDataError(
                 f"{ds.root}: FreiHAND's evaluation split has no evaluation_xyz.json; evaluating "
@@ -138,7 +141,8 @@ def eval_frames(samples: list[RealSample], image_size: int, *,
             j2 = np.where(valid[:, None], c.to_crop(np.nan_to_num(s.joints2d)), 0.0)
         pad = float(s.image.mean())
         frames.append(EvalFrame(image=c.crop_image(s.image, pad_value=pad), joints3d=j3,
-                                joints2d=j2, valid=valid, root_kind=s.root_kind))  # fmt: skip
+                                joints2d=j2, valid=valid, root_kind=s.root_kind,
+                                verts3d=s.verts3d))  # fmt: skip
     return frames
 
 
@@ -147,6 +151,8 @@ def real_sequences(
     data_root: str | os.PathLike | None,
     image_size: int,
     limit: int | None = None,
+    *,
+    stb_view: str = "BB-both",
 ) -> tuple[Iterator[tuple[str, list[EvalFrame]]], int]:
     """A benchmark's sequences as evaluation frames, read lazily one sequence at a time.
 
@@ -155,11 +161,13 @@ def real_sequences(
         data_root: the dataset folder (default ``$SEQHAND_DATA/<name>``).
         image_size: side ``S`` of the model's square input, pixels.
         limit: only the first ``limit`` sequences.
+        stb_view: STB's images: ``"BB-both"`` (hand3d's evaluation set, default),
+            ``"BB-left"`` or ``"SK"``.
 
     Returns:
         ``(iterator of (sequence_id, [EvalFrame, ...]), number of sequences)``.
     """
-    ds = open_benchmark(dataset, data_root)
+    ds = open_benchmark(dataset, data_root, stb_view=stb_view)
     seqs = ds.sequences()
     if limit is not None:
         seqs = seqs[: max(0, int(limit))]

@@ -10,13 +10,20 @@ The modes and which evaluation code each one reproduces (see ``docs/metrics.md``
 * ``"none"`` - predictions are compared as they are (FreiHAND's un-aligned numbers).
 * ``"root"`` - translate so the root joints coincide.
 * ``"root_scale"`` - translate the root onto the ground truth's root and scale the prediction so
-  that one reference bone has the ground truth's length. With ``root=0, bone=(9, 10)`` (root and
-  middle-finger MCP->PIP in the project order) this is hand3d's protocol (Zimmermann & Brox 2017,
-  ``eval3d.py``: root-relative, multiplied by the ground-truth length of that bone); Minimal-Hand's
-  STB/RHD protocol is ``root=9, bone=(0, 9)``.
+  that one reference bone, *measured on the prediction*, has the ground truth's length
+  (``s = |g_a - g_b| / |p_a - p_b|``). Minimal-Hand's STB/RHD protocol is ``root=9, bone=(0, 9)``.
+  Dividing by a short predicted bone amplifies the prediction's noise; it is not hand3d's.
+* ``"hand3d"`` - hand3d's protocol exactly (Zimmermann & Brox 2017, ``eval3d.py`` /
+  ``eval_full.py``): the network's output is already *normalised* (root-relative, in units of
+  the reference bone, ``keypoint_xyz21_normed``); it is multiplied by the ground truth's length
+  of the middle finger's MCP->PIP bone (``keypoint_scale``, ``root=0, bone=(9, 10)`` in the
+  project order) and compared with the root-relative ground truth. For a model that outputs
+  metric joints, the normalisation length is the model's own (``pred_scale``, e.g. the bone's
+  length in the predicted hand's rest pose), not a bone measured on the posed prediction.
 * ``"centroid_scale"`` - for fingertip-only sets (EgoDexter, Dexter+Object): move the centroid of
   the valid points onto the ground truth's centroid and scale by the ratio of mean distances to
-  the centroid (Minimal-Hand, ``utils/align.py``).
+  the centroid (Minimal-Hand, ``utils/align.py``). A frame with one valid point is aligned onto
+  itself (error 0): evaluations skip frames with fewer than 2 valid tips (Minimal-Hand does).
 * ``"scale"`` - least-squares scale about the origin, no translation (mmpose's ``'scale'``).
 * ``"procrustes"`` - similarity transform (scale, rotation, translation) minimising the squared
   distances (Umeyama 1991); reflections are excluded unless ``allow_reflection=True``.
@@ -30,11 +37,14 @@ from typing import Literal
 
 import numpy as np
 
-AlignmentMode = Literal["none", "root", "root_scale", "centroid_scale", "scale", "procrustes"]
+AlignmentMode = Literal[
+    "none", "root", "root_scale", "hand3d", "centroid_scale", "scale", "procrustes"
+]
 ALIGNMENT_MODES: tuple[str, ...] = (
     "none",
     "root",
     "root_scale",
+    "hand3d",
     "centroid_scale",
     "scale",
     "procrustes",
@@ -149,6 +159,82 @@ def align_root_scale(pred, gt, *, root: int = 0, bone: tuple[int, int] = (9, 10)
     return out[0] if single else out
 
 
+def align_hand3d(pred, gt, pred_scale, *, root: int = 0, bone: tuple[int, int] = (9, 10)):
+    """hand3d's protocol: ``(pred - pred_root) / pred_scale * |g_a - g_b|``, placed at the ground
+    truth's root (errors equal hand3d's root-relative comparison).
+
+    ``pred_scale``: ``(B,)`` (or a scalar) length by which the prediction is normalised -- the
+    length of bone ``(a, b)`` in the prediction's own hand model (hand3d's networks output
+    coordinates already divided by it). Required: measuring it on the posed prediction is
+    ``"root_scale"``, a different protocol.
+    """
+    p, g, _, single = _batch(pred, gt, None)
+    if pred_scale is None:
+        raise ValueError(
+            "alignment 'hand3d' needs pred_scale, the prediction's normalisation length (e.g. "
+            "the reference bone in the predicted hand's rest pose); 'root_scale' measures it on "
+            "the posed prediction instead"
+        )
+    ps = np.broadcast_to(np.asarray(pred_scale, dtype=np.float64).reshape(-1), (p.shape[0],))
+    if not np.all(np.isfinite(ps) & (ps > 0)):
+        raise ValueError("pred_scale must be finite and positive")
+    a, b = bone
+    lg = np.linalg.norm(g[:, a] - g[:, b], axis=-1)
+    s = lg / ps
+    out = g[:, root : root + 1] + s[:, None, None] * (p - p[:, root : root + 1])
+    return out[0] if single else out
+
+
+def alignment_transform(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    mode: str = "none",
+    *,
+    valid: np.ndarray | None = None,
+    root: int = 0,
+    bone: tuple[int, int] = (9, 10),
+    allow_reflection: bool = False,
+    pred_scale: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The similarity ``(s (B,), R (B, D, D), t (B, D))`` that :func:`align` applies to ``pred``
+    (``align(...) == apply_similarity(pred, s, R, t)``), so that other points of the
+    prediction (a mesh) can be moved with its joints. Batched inputs only."""
+    p, g, w, single = _batch(pred, gt, valid)
+    if single:
+        raise ValueError("alignment_transform takes batched (B, N, D) points")
+    b, d = p.shape[0], p.shape[-1]
+    eye = np.broadcast_to(np.eye(d), (b, d, d)).copy()
+    if mode == "procrustes":
+        _, (s, rot, t) = procrustes(p, g, valid, allow_reflection=allow_reflection)
+        return s, rot, t
+    if mode == "none":
+        return np.ones(b), eye, np.zeros((b, d))
+    if mode in ("root", "root_scale", "hand3d"):
+        if mode == "root":
+            s = np.ones(b)
+        elif mode == "root_scale":
+            lp = np.linalg.norm(p[:, bone[0]] - p[:, bone[1]], axis=-1)
+            lg = np.linalg.norm(g[:, bone[0]] - g[:, bone[1]], axis=-1)
+            s = np.where(lp > _EPS, lg / np.maximum(lp, _EPS), 1.0)
+        else:
+            align_hand3d(p[:, :1], g[:, :1], pred_scale, root=0, bone=(0, 0))  # validates it
+            lg = np.linalg.norm(g[:, bone[0]] - g[:, bone[1]], axis=-1)
+            s = lg / np.broadcast_to(np.asarray(pred_scale, np.float64).reshape(-1), (b,))
+        return s, eye, g[:, root] - s[:, None] * p[:, root]
+    if mode == "centroid_scale":
+        cp, cg = _weighted_mean(p, w), _weighted_mean(g, w)
+        rp = _weighted_mean(np.linalg.norm(p - cp[:, None], axis=-1)[..., None], w)[:, 0]
+        rg = _weighted_mean(np.linalg.norm(g - cg[:, None], axis=-1)[..., None], w)[:, 0]
+        s = np.where(rp > _EPS, rg / np.maximum(rp, _EPS), 1.0)
+        return s, eye, cg - s[:, None] * cp
+    if mode == "scale":
+        num = np.einsum("bn,bni,bni->b", w, p, g)
+        den = np.einsum("bn,bni,bni->b", w, p, p)
+        s = np.where(den > _EPS, num / np.maximum(den, _EPS), 1.0)
+        return s, eye, np.zeros((b, d))
+    raise ValueError(f"unknown alignment mode {mode!r}; expected one of {ALIGNMENT_MODES}")
+
+
 def align_centroid_scale(pred, gt, valid=None):
     """Centroid and mean-radius alignment over the valid points (fingertip-only benchmarks).
 
@@ -183,12 +269,16 @@ def align(
     root: int = 0,
     bone: tuple[int, int] = (9, 10),
     allow_reflection: bool = False,
+    pred_scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Align ``pred`` to ``gt`` with one of :data:`ALIGNMENT_MODES` (see the module docstring).
 
-    ``root`` / ``bone`` are used by the root modes, ``valid`` by the fitted modes, and
-    ``allow_reflection`` by ``"procrustes"``. Returns an array of pred's shape.
+    ``root`` / ``bone`` are used by the root modes, ``valid`` by the fitted modes,
+    ``allow_reflection`` by ``"procrustes"`` and ``pred_scale`` ``(B,)`` (the prediction's
+    normalisation length, same unit as the points) by ``"hand3d"``. Returns pred's shape.
     """
+    if mode == "hand3d":
+        return align_hand3d(pred, gt, pred_scale, root=root, bone=bone)
     if mode == "none":
         return np.asarray(pred, dtype=np.float64)
     if mode == "root":

@@ -20,6 +20,8 @@ hands_mean          (45,)         mean hand pose (axis-angle), relative to the f
 tip_vertex_ids      (5,)          fingertip vertices thumb, index, middle, ring, pinky
 side                ()            "right" or "left"
 name                ()            a label, e.g. "MANO_RIGHT" or "builtin"
+shapedirs_fix       ()            what was done to a left model's shapedirs on conversion
+                                  (``shapedirs[:, 0, :] *= -1`` applied or not, and why)
 ==================  ============  =========================================================
 """
 
@@ -70,6 +72,7 @@ class HandAsset:
     tip_vertex_ids: np.ndarray
     side: str = "right"
     name: str = "unnamed"
+    shapedirs_fix: str = "none"
 
     @property
     def num_vertices(self) -> int:
@@ -103,6 +106,7 @@ class HandAsset:
             **arrays,
             side=np.array(self.side),
             name=np.array(self.name),
+            shapedirs_fix=np.array(self.shapedirs_fix),
             format_version=np.array(ASSET_FORMAT_VERSION),
         )
         os.replace(tmp, path)
@@ -181,6 +185,7 @@ def asset_from_dict(d: dict, source: str, side: str | None = None, name: str | N
         tip_vertex_ids=np.asarray(d["tip_vertex_ids"]).astype(np.int64),
         side=side,
         name=name or str(np.asarray(d.get("name", Path(source).stem))),
+        shapedirs_fix=str(np.asarray(d.get("shapedirs_fix", "none"))),
     ).validate(source)
 
 
