@@ -59,7 +59,9 @@ def test_asset_fields_and_counts(geom):
     assert tuple(a.parents.tolist()) == MANO_PARENTS
     for comps in (a.hands_components, geom.hands_components):
         np.testing.assert_allclose(comps @ comps.T, np.eye(NUM_POSE), atol=1e-10)
-    np.testing.assert_array_equal(a.v_template, geom.v_template)  # the PCA is all that differs
+    # the PCA is all that differs (the shipped asset was built on another machine: its floats
+    # differ from a fresh build in the last bit, 8e-17 m on an AVX2-only machine)
+    np.testing.assert_allclose(a.v_template, geom.v_template, rtol=0, atol=1e-12)
 
 
 def test_deterministic(geom):
