@@ -235,6 +235,13 @@ joints' (median; 5-95%: 1.04-1.24). Boxes made from joints (the tracker's, Media
 landmarks) are enlarged by this factor to match a tight hand box."""
 
 
+@dataclasses.dataclass(frozen=True)
+class TrackedBox(Box):
+    """A box the :class:`Tracker` made from the previous frame's prediction: no detector and
+    no user vouches for it, so the predictor checks that a hand is still in it (the
+    ``fit_score`` of :mod:`seqhand.inference.presence`)."""
+
+
 @dataclasses.dataclass
 class Tracker:
     """Box of frame k from the predicted 2D joints of frame k - 1, started by another source.
@@ -301,7 +308,7 @@ class Tracker:
             return None
         side = prev_box.side if prev_box is not None else None
         if prev_box is None or prev_box.longer_side <= 0:
-            return dataclasses.replace(jb, side=side, score=None)
+            return TrackedBox(jb.x0, jb.y0, jb.x1, jb.y1, side=side)
         ratio = jb.longer_side / prev_box.longer_side
         if not (1.0 / self.max_scale_change <= ratio <= self.max_scale_change):
             return None
@@ -310,7 +317,7 @@ class Tracker:
         ncx, ncy = a * pcx + (1 - a) * cx, a * pcy + (1 - a) * cy
         nw = a * prev_box.width + (1 - a) * jb.width
         nh = a * prev_box.height + (1 - a) * jb.height
-        return Box(ncx - nw / 2, ncy - nh / 2, ncx + nw / 2, ncy + nh / 2, side=side)
+        return TrackedBox(ncx - nw / 2, ncy - nh / 2, ncx + nw / 2, ncy + nh / 2, side=side)
 
     def __call__(self, index: int, frame: np.ndarray, previous: Observation | None) -> Box | None:
         asked = self.refresh > 0 and index % self.refresh == 0 and self.start is not None
