@@ -186,7 +186,9 @@ def render_scene(hands: list[np.ndarray], height: int, width: int, bg: np.ndarra
             x1, y1 = np.clip(v2[k].max(0), -0.5, [width - 0.5, height - 0.5])
             if x1 - x0 > 2 and y1 - y0 > 2:
                 boxes[k] = [x0, y0, x1, y1]
-        out["joints2d"].append(np.where(present[:, None, None], d.joints2d.double().numpy(), np.nan))
+        out["joints2d"].append(
+            np.where(present[:, None, None], d.joints2d.double().numpy(), np.nan)
+        )
         out["vertices2d"].append(np.where(present[:, None, None], v2, np.nan))
         out["boxes"].append(boxes)
     out["frames"] = frames

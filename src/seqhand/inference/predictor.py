@@ -47,7 +47,6 @@ from seqhand.inference.presence import (
 from seqhand.models.decode import decode_params
 from seqhand.models.seqhandnet import normalize_frames
 
-
 PRESENCE_THRESHOLD = 0.2
 """Default ``min_confidence`` for tracked boxes (see :mod:`seqhand.inference.presence`)."""
 
@@ -271,7 +270,9 @@ class Predictor:
         self.per_frame = bool(per_frame)
         self.crop_factor = float(crop_factor)
         self.pad_value = pad_value
-        self.min_confidence = PRESENCE_THRESHOLD if min_confidence is None else float(min_confidence)
+        self.min_confidence = (
+            PRESENCE_THRESHOLD if min_confidence is None else float(min_confidence)
+        )
         self.check_presence = bool(check_presence)
         if focal is not None and fov is not None:
             raise PredictorError("give a focal length or a field of view, not both")
