@@ -14,7 +14,8 @@ Per frame ``k``:
    while two tracked boxes overlap (IoU > 0.1: a crop may then show the other hand);
 3. detections are matched to tracks (Hungarian assignment on the distance between a
    detection's centre and the track's predicted centre - previous centre plus its velocity -
-   in units of the track's box side, gated at 1, plus 0.5 when the detection's side disagrees
+   in units of the track's box side, gated at :data:`GATE` (none with ``max_hands=1``: the
+   one hand is wherever the detector sees it), plus 0.5 when the detection's side disagrees
    with the track's); a matched detection's box wins over the tracked one;
 4. unmatched detections start new tracks while fewer than ``max_hands`` are alive (duplicates
    of a live track, IoU > 0.3, are dropped);
@@ -46,6 +47,9 @@ from seqhand.inference.predictor import (
     PredictorState,
     _check_frame,
 )
+
+GATE = 2.0
+"""A detection farther than this many box sides from a track's predicted centre is not it."""
 
 Detect = Callable[[int, np.ndarray], list[Box]]
 """``detect(index, frame) -> boxes``: every hand found in frame ``index`` (may be empty)."""
@@ -297,7 +301,7 @@ class HandsPredictor:
             side = max(ref.longer_side, 1.0)
             for j, d in enumerate(dets):
                 dist = float(np.hypot(*(np.subtract(d.center, c)))) / side
-                if dist < 1.0:
+                if dist < GATE or self.max_hands == 1:
                     clash = d.side is not None and self.side is None and d.side != t.side
                     cost[i, j] = dist + 0.5 * clash
         rows, cols = linear_sum_assignment(cost)
