@@ -387,3 +387,22 @@ def test_side_option_overrides_the_boxes_side(setup, tmp_path, capsys):
     code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path / "x",
                         "--box", "1,2,30,40", "--redetect", "-1"], capsys)  # fmt: skip
     assert code == 2 and "--redetect must be >= 0" in err
+
+
+def test_python_one_liner(setup, tmp_path):
+    import seqhand
+
+    res = seqhand.infer(setup["folder"], setup["ckpt"], boxes=setup["box_file"])
+    assert res.out_dir is None and not any(tmp_path.iterdir())  # nothing written
+    assert res.hands[0]["found"].all() and res.hands[0]["joints_cam"].shape == (T, 21, 3)
+    assert res.summary.frames == T and res.summary.processing_fps > 0
+    assert res.summary.camera["assumed"]  # 60 degrees, said so
+    many = seqhand.infer([setup["folder"], setup["folder"]], setup["ckpt"], tmp_path / "o",
+                         boxes=setup["box_file"], videos=False)  # fmt: skip
+    assert [r.out_dir.name for r in many] == ["frames", "frames-2"]
+    np.testing.assert_allclose(many[0].hands[0]["params"], res.hands[0]["params"], atol=1e-5)
+    from seqhand.errors import SeqhandError
+
+    with pytest.raises(SeqhandError, match="earlier run"):
+        seqhand.infer(setup["folder"], setup["ckpt"], tmp_path / "o" / "frames",
+                      boxes=setup["box_file"])  # fmt: skip

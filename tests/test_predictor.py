@@ -238,3 +238,9 @@ def test_temporal_smoothness_compares_streaming_and_per_frame(model, video):
     # a per-frame model gives the same numbers streaming or not
     res2 = temporal_smoothness(base, seqs)
     assert res2["streaming"] == pytest.approx(res2["per_frame"])
+
+
+def test_no_box_and_no_box_source_is_an_error(model):
+    pred = Predictor(model, hand_layer(), image_size=S)
+    with pytest.raises(PredictorError, match="no box source"):
+        pred(np.zeros((H, W, 3), np.uint8))

@@ -86,7 +86,7 @@ def render_files(meshes, size: int = 360) -> np.ndarray:
     deg about x, orthographic, on a 5 cm grid."""
     from scipy.spatial.transform import Rotation
 
-    rot = (Rotation.from_euler("x", -25, degrees=True) * Rotation.from_euler("y", 35, degrees=True))
+    rot = Rotation.from_euler("x", -25, degrees=True) * Rotation.from_euler("y", 35, degrees=True)
     verts = [np.asarray(m.vertices, np.float64) for m in meshes]
     centre = np.concatenate(verts).mean(0)
     turned = [rot.apply(v - centre) for v in verts]

@@ -17,10 +17,14 @@ def register(sub) -> None:
                    help="training sequences (default: the preset's; Python: "
                    "preset(num_train=...))")  # fmt: skip
     p.add_argument("--num-test", type=int, help="test sequences (default: the preset's)")
-    p.add_argument("--frames", type=int,
-                   help="frames per sequence (default: the preset's, 10 or 8 for demo)")
-    p.add_argument("--image-size", type=int,
-                   help="frame side in pixels (default: the preset's, 224 or 128 for demo)")
+    p.add_argument(
+        "--frames", type=int, help="frames per sequence (default: the preset's, 10 or 8 for demo)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="frame side in pixels (default: the preset's, 224 or 128 for demo)",
+    )
     p.add_argument("--hand-model", help="MANO .npz/.pkl (default: the built-in hand)")
     p.add_argument("--poses", help="pose bank .npz from `seqhand poses build` "
                    "(default: the built-in prior bank)")  # fmt: skip
@@ -32,8 +36,11 @@ def register(sub) -> None:
     p.add_argument("--templates", help="folder of OBJ colour templates (default: built-in skins)")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--image-format", choices=["jpg", "png"], help="frame encoding (default jpg)")
-    p.add_argument("--shard-size", type=int,
-                   help="sequences per tar shard (default: the preset's, 100 / 50 / 48)")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        help="sequences per tar shard (default: the preset's, 100 / 50 / 48)",
+    )
     p.add_argument("--alpha", type=float,
                    help="pose-flow update size of Eq. 6: each frame moves alpha/n of the "
                    "remaining distance to the flow's last pose (default 3.0; docs/pose_flows.md)")  # fmt: skip

@@ -30,8 +30,12 @@ def register(sub) -> None:
     b.add_argument("--n", type=int, default=1_000_000,
                    help="prior: number of poses (default 1,000,000: a 432 MB bank, ~10 min; "
                    "100,000 is plenty to try things)")  # fmt: skip
-    b.add_argument("--seed", type=int, default=0,
-                   help="prior: seed; pose i depends only on (hand model, seed, i) (default 0)")
+    b.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="prior: seed; pose i depends only on (hand model, seed, i) (default 0)",
+    )
     from seqhand.hand.prior import MODE_NAMES
 
     b.add_argument(
@@ -71,14 +75,21 @@ def register(sub) -> None:
                    help="index of the first flow (default 0); flow i depends only on (seed, i), "
                    "so --start 100 --count 100 continues a run of 100")  # fmt: skip
     f.add_argument("--seed", type=int, default=0, help="seed of the flows (default 0)")
-    f.add_argument("--frames", type=int, default=None,
-                   help="frames per flow, the paper's n, P_0 included (default 10)")
+    f.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per flow, the paper's n, P_0 included (default 10)",
+    )
     f.add_argument("--alpha", type=float, default=None,
                    help="update size of Eq. 6: each frame moves alpha/n of the remaining "
                    "distance to P_final (default 3.0, i.e. 30%% per frame at n = 10; must lie in "
                    "(0, 2n); docs/pose_flows.md)")  # fmt: skip
-    f.add_argument("--nn", default="pca-tree",
-                   help="nearest-neighbour method: pca-tree (exact, default), bruteforce, faiss")
+    f.add_argument(
+        "--nn",
+        default="pca-tree",
+        help="nearest-neighbour method: pca-tree (exact, default), bruteforce, faiss",
+    )
     f.add_argument("--literal", action="store_true",
                    help="Eq. 7 as written (a step that snaps back stays; see docs)")  # fmt: skip
     f.set_defaults(func=_flows)
