@@ -125,3 +125,114 @@ class FullFrameOracle:
         p[0] *= crop.scale
         p[1:3] = crop.to_crop(p[1:3])
         return p[None].astype(np.float32), state
+
+
+# --------------------------------------------------------------------------------------------
+# Whole scenes: hands over a textured background, in full-frame pixels
+# --------------------------------------------------------------------------------------------
+SKIN = (0.85, 0.65, 0.55)
+
+
+def full_params(t: int, scale: float, start, end, seed: int = 0, rot=(0.2, 0.3, 2.8)):
+    """``(T, 26)`` full-frame parameters: a hand of ``scale`` px/m whose model origin moves on
+    a straight line from ``start`` to ``end`` (pixels), changing gesture and turning a little."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=(2, 26)) * 0.4
+    w = np.linspace(0.0, 1.0, t)[:, None]
+    p = (1 - w) * a + w * b
+    p[:, 0] = scale
+    p[:, 1:3] = (1 - w) * np.asarray(start, float) + w * np.asarray(end, float)
+    p[:, 3:6] = p[:, 3:6] * 0.5 + np.asarray(rot)
+    return p.astype(np.float32)
+
+
+def background(height: int, width: int, index: int = 3) -> np.ndarray:
+    from seqhand.synth.backgrounds import ProceduralBackgrounds
+
+    return ProceduralBackgrounds(16, (height, width), seed=5)[index]
+
+
+def render_scene(hands: list[np.ndarray], height: int, width: int, bg: np.ndarray | None = None,
+                 colors=None) -> dict:  # fmt: skip
+    """Render hands (each ``(T, 26)`` full-frame parameters, NaN rows = absent) over ``bg``.
+
+    Hands are drawn in list order (later ones in front). Returns ``frames (T, H, W, 3)`` and
+    per hand ``joints2d (T, 21, 2)``, ``vertices2d (T, V, 2)``, ``boxes (T, 4)`` (the mesh's
+    tight box, NaN where absent or fully outside).
+    """
+    layer = hand_layer()
+    t = len(hands[0])
+    bg = background(height, width) if bg is None else bg
+    frames = np.repeat(bg[None], t, 0).astype(np.uint8)
+    out = {"frames": frames, "joints2d": [], "vertices2d": [], "boxes": []}
+    faces = layer.faces.numpy()
+    for i, p in enumerate(hands):
+        present = np.isfinite(p).all(1)
+        q = torch.as_tensor(np.where(present[:, None], p, 0).astype(np.float32))
+        with torch.no_grad():
+            d = decode_params(q, layer)
+        pts = (d.vertices3d + d.root3d[:, None]).double().numpy()
+        col = SKIN if colors is None else colors[i]
+        res = render_posed(
+            pts[present], np.asarray(p)[present, 0], np.asarray(p)[present, 1:3], faces,
+            np.full((pts.shape[1], 3), col), np.array([0.2, -0.3, -1.0]), 0.4, height, width,
+            background=frames[present],
+        )  # fmt: skip
+        frames[present] = res.rgb
+        v2 = d.vertices2d.double().numpy()
+        boxes = np.full((t, 4), np.nan)
+        for k in np.flatnonzero(present):
+            x0, y0 = np.clip(v2[k].min(0), -0.5, [width - 0.5, height - 0.5])
+            x1, y1 = np.clip(v2[k].max(0), -0.5, [width - 0.5, height - 0.5])
+            if x1 - x0 > 2 and y1 - y0 > 2:
+                boxes[k] = [x0, y0, x1, y1]
+        out["joints2d"].append(
+            np.where(present[:, None, None], d.joints2d.double().numpy(), np.nan)
+        )
+        out["vertices2d"].append(np.where(present[:, None, None], v2, np.nan))
+        out["boxes"].append(boxes)
+    out["frames"] = frames
+    return out
+
+
+class SceneOracle:
+    """A step engine that knows the true full-frame parameters of every hand in the scene.
+
+    For the crop the predictor cut (``predictor.last_crop``) it returns the parameters of the
+    true hand whose model origin lies nearest the crop's centre, expressed in that crop (``s' =
+    s k``, ``t' = crop.to_crop(t)``). When no true hand lies within half a crop side (the hand
+    has left) it returns what a network does on a crop of background: some hand, centred in the
+    crop at the reference scale (``hallucinate=True``).
+    """
+
+    runtime = "oracle"
+
+    def __init__(self, hands: list[np.ndarray], size: int, hallucinate: bool = True) -> None:
+        self.hands = [np.asarray(p, np.float64) for p in hands]
+        self.size = size
+        self.hallucinate = hallucinate
+        self.predictor = None
+        self.frame = 0
+
+    def __call__(self, frames01, state):
+        crop = self.predictor.last_crop
+        k = self.predictor.last_index
+        c = np.array([crop.cx, crop.cy])
+        best, dist = None, np.inf
+        for p in self.hands:
+            if np.isfinite(p[k]).all() and np.linalg.norm(p[k, 1:3] - c) < dist:
+                best, dist = p[k], np.linalg.norm(p[k, 1:3] - c)
+        if best is None or dist > crop.side / 2:
+            if not self.hallucinate:
+                best = np.full(26, np.nan)
+            else:
+                q = np.asarray(self.hands[0][np.isfinite(self.hands[0]).all(1)][-1]).copy()
+                q[0] = reference_scale(self.size)
+                q[1:3] = self.size / 2
+                return q[None].astype(np.float32), state
+        q = best.copy()
+        q[0] *= crop.scale
+        q[1:3] = crop.to_crop(q[1:3])
+        if crop.mirror:  # the model sees the mirrored hand: the oracle knows right hands only
+            pass
+        return q[None].astype(np.float32), state

@@ -48,6 +48,10 @@ def setup(tmp_path_factory):
             "box_file": box_file}  # fmt: skip
 
 
+def hand0(out):
+    return load_results(out)["hands"][0]
+
+
 def run(args, capsys):
     code = main(["infer", *[str(a) for a in args], "--no-progress"])
     cap = capsys.readouterr()
@@ -62,7 +66,9 @@ def test_folder_with_boxes_end_to_end(setup, tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["overlay.mp4", "results.jsonl", "results.npz", "side_by_side.mp4",
                      "summary.json"]  # fmt: skip
-    res = load_results(out)
+    top = load_results(out)
+    res = top["hands"][0]
+    assert list(top["hands"]) == [0]
     # the same as the predictor run directly on the frames
     model, _ = load_model(setup["ckpt"])
     pred = Predictor(model, hand_layer(), image_size=S)
@@ -71,9 +77,10 @@ def test_folder_with_boxes_end_to_end(setup, tmp_path, capsys):
     np.testing.assert_allclose(res["params"], np.stack([o.params for o in direct]), atol=1e-5)
     assert res["found"].all()
     assert res["vertices3d"].shape == (T, hand_layer().num_vertices, 3)
-    np.testing.assert_array_equal(res["faces"], pred.faces)
+    np.testing.assert_array_equal(top["faces"], pred.faces)
     lines = (out / "results.jsonl").read_text().splitlines()
     assert [json.loads(x)["frame"] for x in lines] == list(range(T))
+    assert all(json.loads(x)["hands"][0]["id"] == 0 for x in lines)
     summ = json.loads((out / "summary.json").read_text())
     assert summ["complete"] and summ["frames"] == T and summ["frames_with_hand"] == T
     video, fps = read_video(out / "overlay.mp4")
@@ -97,11 +104,16 @@ def test_video_input_and_frames_without_a_hand(setup, tmp_path, capsys):
                          "--no-side-view"], capsys)  # fmt: skip
     assert code == 0
     assert "no hand in 2 frames: 2, 4" in text
-    res = load_results(out)
-    assert res["found"].tolist() == [True, True, False, True, False]
-    assert np.isnan(res["joints3d"][2]).all() and np.isfinite(res["joints3d"][3]).all()
-    assert res["reset"].tolist() == [True, False, True, True, True]
-    assert float(res["fps"]) == pytest.approx(24)
+    top = load_results(out)
+    # the hand is lost at frame 2; found again at frame 3 it is a new track (id 1)
+    assert list(top["hands"]) == [0, 1]
+    h0, h1 = top["hands"][0], top["hands"][1]
+    assert h0["found"].tolist() == [True, True, False, False, False]
+    assert h1["found"].tolist() == [False, False, False, True, False]
+    assert np.isnan(h0["joints3d"][2]).all() and np.isfinite(h1["joints3d"][3]).all()
+    assert h0["reset"].tolist()[:3] == [True, False, True] and h1["reset"][3]
+    assert np.isfinite(h0["confidence"]).all() and h0["confidence"][2] == 0
+    assert float(top["input_fps"]) == pytest.approx(24)
     summ = json.loads((out / "summary.json").read_text())
     assert summ["no_hand_frames"] == [2, 4] and summ["complete"]
     assert not (out / "side_by_side.mp4").exists()
@@ -122,7 +134,7 @@ def test_truncated_video_writes_what_it_could(setup, tmp_path, capsys):
     assert "truncated" in text and "complete = false" in text
     summ = json.loads((out / "summary.json").read_text())
     assert not summ["complete"] and 0 < summ["frames"] < 20
-    assert len(load_results(out)["found"]) == summ["frames"]
+    assert len(hand0(out)["found"]) == summ["frames"]
     assert not list(out.glob("*.partial"))
 
 
@@ -143,7 +155,7 @@ def test_unreadable_video_empty_folder_and_missing_input(setup, tmp_path, capsys
                         "--boxes", setup["box_file"]], capsys)  # fmt: skip
     assert code == 2 and "no such file" in err
     code, _, err = run(["--checkpoint", setup["ckpt"], "--out", out], capsys)
-    assert code == 2 and "exactly one input" in err
+    assert code == 2 and "give the input" in err
 
 
 def test_zero_frame_video(setup, tmp_path, capsys):
@@ -173,7 +185,7 @@ def test_unreadable_image_in_a_folder_is_recorded(setup, tmp_path, capsys):
     assert code == 0 and "002.png" in text
     summ = json.loads((out / "summary.json").read_text())
     assert summ["unreadable_frames"] == [2] and summ["frames"] == T
-    res = load_results(out)
+    res = hand0(out)
     assert res["found"].tolist() == [True, True, False, True, True]
 
 
@@ -188,7 +200,7 @@ def test_frames_of_another_size_still_make_a_video(setup, tmp_path, capsys):
                         setup["box_file"], "--no-side-view"], capsys)  # fmt: skip
     assert code == 0, err
     assert read_video(out / "overlay.mp4")[0].shape == (T, H, W, 3)
-    assert load_results(out)["found"].all()
+    assert hand0(out)["found"].all()
 
 
 def test_onnx_runtime_and_per_frame_flags(setup, tmp_path, capsys):
@@ -200,7 +212,7 @@ def test_onnx_runtime_and_per_frame_flags(setup, tmp_path, capsys):
         args = [setup["folder"], "--checkpoint", setup["ckpt"], "--out", out]
         code, text, err = run([*args, "--boxes", setup["box_file"], "--no-video", *extra], capsys)
         assert code == 0, err
-        outs[name] = load_results(out)
+        outs[name] = hand0(out)
     np.testing.assert_allclose(outs["onnx"]["params"], outs["torch"]["params"], atol=1e-4)
     assert outs["pf"]["reset"].all() and not outs["torch"]["reset"][1:].any()
     assert np.abs(outs["pf"]["params"][-1] - outs["torch"]["params"][-1]).max() > 1e-4
@@ -212,13 +224,65 @@ def test_tracking_from_one_box(setup, tmp_path, capsys):
     b = setup["boxes"][0]
     out = tmp_path / "out"
     code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out, "--box",
-                        f"{b.x0},{b.y0},{b.x1},{b.y1}", "--no-video"], capsys)  # fmt: skip
+                        f"{b.x0},{b.y0},{b.x1},{b.y1}", "--no-video", "--min-confidence", "0"],
+                       capsys)  # fmt: skip
     assert code == 0, err
-    res = load_results(out)
+    res = hand0(out)
     assert res["found"][0] and np.allclose(res["boxes"][0], b.as_array(), atol=1e-4)
-    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out, "--box",
-                        "1,2,3"], capsys)  # fmt: skip
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path / "o2",
+                        "--box", "1,2,3"], capsys)  # fmt: skip
     assert code == 2 and "--box must be" in err
+    # a box that misses the image is an error, not "0 hands"
+    code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path / "o3",
+                        "--box", "500,500,540,560"], capsys)  # fmt: skip
+    assert code == 2 and "lies outside the first frame (160 x 120 pixels)" in err
+    assert not (tmp_path / "o3" / "results.npz").exists()
+
+
+def test_missing_checkpoint_is_reported_before_anything_starts(setup, tmp_path, capsys,
+                                                                monkeypatch):  # fmt: skip
+    import seqhand.inference.localize as loc
+
+    def boom(*a, **k):
+        raise AssertionError("the detector must not start")
+
+    monkeypatch.setattr(loc, "MediaPipeDetector", boom)
+    code, _, err = run([setup["folder"], "--checkpoint", tmp_path / "nope.pt", "--out",
+                        tmp_path / "o", "--detector", "mediapipe"], capsys)  # fmt: skip
+    assert code == 2 and "nope.pt: no such checkpoint file" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_earlier_outputs_are_never_silently_deleted(setup, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [setup["folder"], "--checkpoint", setup["ckpt"], "--out", out, "--boxes",
+            setup["box_file"], "--no-side-view"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    before = (out / "overlay.mp4").read_bytes()
+    code, _, err = run([*args, "--no-video"], capsys)
+    assert code == 2 and "earlier run" in err and "--overwrite" in err
+    assert (out / "overlay.mp4").read_bytes() == before  # untouched
+    code, text, err = run([*args, "--no-video", "--overwrite"], capsys)
+    assert code == 0, err
+    assert "removed overlay.mp4" in text and not (out / "overlay.mp4").exists()
+    assert json.loads((out / "summary.json").read_text())["removed"] == ["overlay.mp4"]
+
+
+def test_several_inputs_and_speed(setup, tmp_path, capsys):
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    for name in ("b_clip", "a_clip"):
+        write_video(vids / f"{name}.mp4", setup["frames"], fps=24, crf=12)
+    out = tmp_path / "out"
+    code, text, err = run([vids, setup["folder"], "--checkpoint", setup["ckpt"], "--out", out,
+                           "--boxes", setup["box_file"], "--no-video"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a_clip", "b_clip", "frames"]
+    for name in ("a_clip", "b_clip", "frames"):
+        summ = json.loads((out / name / "summary.json").read_text())
+        assert summ["frames"] == T and summ["processing_fps"] > 0 and summ["seconds"] > 0
+        assert summ["input_fps"] == pytest.approx(24 if "clip" in name else 30)
+    assert text.count("frames/s") == 3
 
 
 def test_no_localisation_without_mediapipe_is_a_clear_error(setup, tmp_path, capsys, monkeypatch):
@@ -260,9 +324,9 @@ def test_ctrl_c_keeps_the_processed_frames(setup, tmp_path):
     from seqhand.inference.pipeline import infer_video
 
     summ = infer_video(_Source(setup["frames"], 3, KeyboardInterrupt()), _predictor(setup),
-                       tmp_path, progress=False)  # fmt: skip
+                       tmp_path, progress=False).summary  # fmt: skip
     assert summ.interrupted and not summ.complete and summ.frames == 3
-    assert len(load_results(tmp_path)["found"]) == 3
+    assert len(hand0(tmp_path)["found"]) == 3
     assert read_video(tmp_path / "overlay.mp4")[0].shape[0] == 3
     assert not list(tmp_path.glob("*.partial"))
 
@@ -293,10 +357,10 @@ def test_webcam_input(setup, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     code, _, err = run(["--webcam", "3", "--checkpoint", setup["ckpt"], "--out", out,
                         "--box", "{},{},{},{}".format(*setup["boxes"][0].as_array()),
-                        "--no-video"], capsys)  # fmt: skip
+                        "--no-video", "--min-confidence", "0"], capsys)  # fmt: skip
     assert code == 0, err
     assert opened == {"url": "/dev/video3", "format": "v4l2"}
-    res = load_results(out)
+    res = hand0(out)
     assert len(res["found"]) == T and res["found"].all()
     summ = json.loads((out / "summary.json").read_text())
     assert summ["input"] == "webcam:3" and summ["complete"]
@@ -319,7 +383,26 @@ def test_side_option_overrides_the_boxes_side(setup, tmp_path, capsys):
         code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", out,
                             "--boxes", bf, "--no-video", *extra], capsys)  # fmt: skip
         assert code == 0, err
-        assert (load_results(out)["left"] == left).all()
+        assert (hand0(out)["left"] == left).all()
     code, _, err = run([setup["folder"], "--checkpoint", setup["ckpt"], "--out", tmp_path / "x",
                         "--box", "1,2,30,40", "--redetect", "-1"], capsys)  # fmt: skip
     assert code == 2 and "--redetect must be >= 0" in err
+
+
+def test_python_one_liner(setup, tmp_path):
+    import seqhand
+
+    res = seqhand.infer(setup["folder"], setup["ckpt"], boxes=setup["box_file"])
+    assert res.out_dir is None and not any(tmp_path.iterdir())  # nothing written
+    assert res.hands[0]["found"].all() and res.hands[0]["joints_cam"].shape == (T, 21, 3)
+    assert res.summary.frames == T and res.summary.processing_fps > 0
+    assert res.summary.camera["assumed"]  # 60 degrees, said so
+    many = seqhand.infer([setup["folder"], setup["folder"]], setup["ckpt"], tmp_path / "o",
+                         boxes=setup["box_file"], videos=False)  # fmt: skip
+    assert [r.out_dir.name for r in many] == ["frames", "frames-2"]
+    np.testing.assert_allclose(many[0].hands[0]["params"], res.hands[0]["params"], atol=1e-5)
+    from seqhand.errors import SeqhandError
+
+    with pytest.raises(SeqhandError, match="earlier run"):
+        seqhand.infer(setup["folder"], setup["ckpt"], tmp_path / "o" / "frames",
+                      boxes=setup["box_file"])  # fmt: skip

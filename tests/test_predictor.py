@@ -174,7 +174,9 @@ def test_tracker_follows_the_hand(video):
     want = video["joints2d"] + video["offsets"][:, None, :]
     first = Box.from_points(want[0]).scaled(1.12)
     rec = RecordingSource(Tracker(first, smoothing=0.0, expand=1.12))
-    pred = Predictor(FullFrameOracle(full, rec, S), hand_layer(), image_size=S, box_source=rec)
+    # the box geometry only: the presence check (tests/test_hands.py) is switched off
+    pred = Predictor(FullFrameOracle(full, rec, S), hand_layer(), image_size=S, box_source=rec,
+                     min_confidence=0.0)  # fmt: skip
     outs = list(pred.run(video["frames"]))
     assert all(o.found for o in outs)
     np.testing.assert_allclose(np.stack([o.joints2d for o in outs]), want, atol=1e-3)
@@ -238,3 +240,9 @@ def test_temporal_smoothness_compares_streaming_and_per_frame(model, video):
     # a per-frame model gives the same numbers streaming or not
     res2 = temporal_smoothness(base, seqs)
     assert res2["streaming"] == pytest.approx(res2["per_frame"])
+
+
+def test_no_box_and_no_box_source_is_an_error(model):
+    pred = Predictor(model, hand_layer(), image_size=S)
+    with pytest.raises(PredictorError, match="no box source"):
+        pred(np.zeros((H, W, 3), np.uint8))

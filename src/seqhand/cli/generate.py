@@ -9,22 +9,41 @@ def register(sub) -> None:
     p = sub.add_parser("generate", help="generate a SeqHAND dataset (pose flows -> shards)")
     p.add_argument("--out", required=True, help="dataset folder (shards + manifest.json)")
     p.add_argument("--preset", default="small", choices=["paper", "small", "demo"],
-                   help="paper: 40,000 + 1,000 sequences of 10 frames at 224 (default: small)")  # fmt: skip
-    p.add_argument("--num-sequences", type=int, help="training sequences (overrides the preset)")
-    p.add_argument("--num-test", type=int, help="test sequences")
-    p.add_argument("--frames", type=int, help="frames per sequence")
-    p.add_argument("--image-size", type=int, help="frame side in pixels")
+                   help="sizes: paper 40,000 + 1,000 sequences, 10 frames, 224 px, shards of "
+                   "100, a 1,000,000-pose bank; small 200 + 40, 10 frames, 224 px, shards of 50, "
+                   "100,000 poses; demo 480 + 48, 8 frames, 128 px, shards of 48, 50,000 poses "
+                   "(default: small). The options below override the preset.")  # fmt: skip
+    p.add_argument("--num-sequences", type=int,
+                   help="training sequences (default: the preset's; Python: "
+                   "preset(num_train=...))")  # fmt: skip
+    p.add_argument("--num-test", type=int, help="test sequences (default: the preset's)")
+    p.add_argument(
+        "--frames", type=int, help="frames per sequence (default: the preset's, 10 or 8 for demo)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="frame side in pixels (default: the preset's, 224 or 128 for demo)",
+    )
     p.add_argument("--hand-model", help="MANO .npz/.pkl (default: the built-in hand)")
     p.add_argument("--poses", help="pose bank .npz from `seqhand poses build` "
                    "(default: the built-in prior bank)")  # fmt: skip
-    p.add_argument("--bank-size", type=int, help="size of the built-in prior bank")
+    p.add_argument("--bank-size", type=int,
+                   help="poses in the built-in prior bank, when --poses is not given (default: "
+                   "the preset's, 1,000,000 / 100,000 / 50,000)")  # fmt: skip
     p.add_argument("--backgrounds", help="folder of background images, e.g. VOC2012/JPEGImages "
                    "(default: built-in procedural backgrounds)")  # fmt: skip
     p.add_argument("--templates", help="folder of OBJ colour templates (default: built-in skins)")
     p.add_argument("--seed", type=int, help="dataset seed (default 0)")
     p.add_argument("--image-format", choices=["jpg", "png"], help="frame encoding (default jpg)")
-    p.add_argument("--shard-size", type=int, help="sequences per shard")
-    p.add_argument("--alpha", type=float, help="pose-flow update size (Eq. 6)")
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        help="sequences per tar shard (default: the preset's, 100 / 50 / 48)",
+    )
+    p.add_argument("--alpha", type=float,
+                   help="pose-flow update size of Eq. 6: each frame moves alpha/n of the "
+                   "remaining distance to the flow's last pose (default 3.0; docs/pose_flows.md)")  # fmt: skip
     p.add_argument("--literal-flows", action="store_true", default=None,
                    help="Eq. 7 as written: a step that snaps back stays (freezes flows on "
                    "sparse banks; see docs/pose_flows.md)")  # fmt: skip

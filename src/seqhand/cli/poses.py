@@ -17,16 +17,32 @@ def register(sub) -> None:
     b = psub.add_parser(
         "build",
         help="write a pose bank (.npz) + summary stats (.json) from BigHand, an array or the prior",
+        description="Write a pose bank: 21 joints per pose, metres, the project's joint order. "
+        "Example: seqhand poses build --out bank.npz --n 100000 --mode-weights fist=4,spread=0 "
+        "(about 43 MB per 100,000 poses).",
     )
-    b.add_argument("--source", choices=["prior", "bighand", "array"], default="prior")
+    b.add_argument("--source", choices=["prior", "bighand", "array"], default="prior",
+                   help="prior: sample the built-in pose prior; bighand: BigHand2.2M's "
+                   "Training_Annotation.txt; array: a .npy/.npz of joints (default: prior)")  # fmt: skip
     b.add_argument("--input", help="bighand: Training_Annotation.txt; array: .npy/.npz of joints")
     b.add_argument("--out", required=True, help="output bank .npz")
     b.add_argument("--stats", help="summary JSON (default: OUT with .json)")
-    b.add_argument("--n", type=int, default=1_000_000, help="prior: number of poses")
-    b.add_argument("--seed", type=int, default=0, help="prior: seed")
+    b.add_argument("--n", type=int, default=1_000_000,
+                   help="prior: number of poses (default 1,000,000: a 432 MB bank, ~10 min; "
+                   "100,000 is plenty to try things)")  # fmt: skip
     b.add_argument(
-        "--mode-weights", default=None, help="prior: mode=weight,... overrides (e.g. fist=4,open=0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="prior: seed; pose i depends only on (hand model, seed, i) (default 0)",
     )
+    from seqhand.hand.prior import MODE_NAMES
+
+    b.add_argument(
+        "--mode-weights", default=None,
+        help="prior: name=weight,... relative weights of the prior's modes, overriding their "
+        f"defaults (e.g. fist=4,spread=0); modes: {', '.join(MODE_NAMES)}",
+    )  # fmt: skip
     b.add_argument("--hand-model", default=None, help=_MODEL_HELP + " (prior)")
     b.add_argument("--order", default="project", help="array: joint order of the file")
     b.add_argument("--unit", default="m", choices=["m", "mm", "cm"], help="array: unit")
@@ -52,14 +68,28 @@ def register(sub) -> None:
     s.set_defaults(func=_stats)
 
     f = psub.add_parser("flows", help="generate pose flows (Eq. 5-7) from a bank into an .npz")
-    f.add_argument("bank")
+    f.add_argument("bank", help="pose bank .npz (seqhand poses build)")
     f.add_argument("--out", required=True, help="output .npz (bank indices, cameras, betas, ...)")
-    f.add_argument("--count", type=int, default=100)
-    f.add_argument("--start", type=int, default=0)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--frames", type=int, default=None, help="n (default 10)")
-    f.add_argument("--alpha", type=float, default=None, help="update size (default: see docs)")
-    f.add_argument("--nn", default="pca-tree", help="nearest-neighbour method (default exact)")
+    f.add_argument("--count", type=int, default=100, help="number of flows to make (default 100)")
+    f.add_argument("--start", type=int, default=0,
+                   help="index of the first flow (default 0); flow i depends only on (seed, i), "
+                   "so --start 100 --count 100 continues a run of 100")  # fmt: skip
+    f.add_argument("--seed", type=int, default=0, help="seed of the flows (default 0)")
+    f.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per flow, the paper's n, P_0 included (default 10)",
+    )
+    f.add_argument("--alpha", type=float, default=None,
+                   help="update size of Eq. 6: each frame moves alpha/n of the remaining "
+                   "distance to P_final (default 3.0, i.e. 30%% per frame at n = 10; must lie in "
+                   "(0, 2n); docs/pose_flows.md)")  # fmt: skip
+    f.add_argument(
+        "--nn",
+        default="pca-tree",
+        help="nearest-neighbour method: pca-tree (exact, default), bruteforce, faiss",
+    )
     f.add_argument("--literal", action="store_true",
                    help="Eq. 7 as written (a step that snaps back stays; see docs)")  # fmt: skip
     f.set_defaults(func=_flows)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 
 def _common(p) -> None:
-    p.add_argument("--config", default="tiny", help="YAML file or preset name (tiny, paper)")
+    p.add_argument("--config", default="tiny",
+                   help="a YAML file, or a preset: tiny (SeqHAND-Net on a small 4-block ResNet, 96 "
+                   "px, CPU minutes; make demo) or paper (ResNet-50 SeqHAND-Net at 224 px, the paper's "
+                   "schedule; a GPU); default tiny. The presets are in seqhand/presets/*.yaml")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set optim.lr=3e-4 (repeatable)")  # fmt: skip
     p.add_argument("--out", required=True, help="run folder (config, checkpoints, logs, model.pt)")

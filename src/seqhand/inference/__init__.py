@@ -1,7 +1,8 @@
 """Video inference: hand localisation, square crops, the streaming predictor, overlays, ONNX.
 
 ``Predictor(model).step(frame, state) -> (FrameOutput, state)`` runs the network frame by frame
-with its recurrent state; a :class:`BoxSource` says where the hand is (user boxes, tracking,
+with its recurrent state; :class:`HandsPredictor` runs it on up to N hands with track ids;
+:func:`infer` (``seqhand.infer``) is the one-liner; a :class:`BoxSource` says where the hand is (user boxes, tracking,
 MediaPipe); :class:`CropTransform` is the exact crop <-> full-image map; :func:`infer_video`
 writes a run's results and videos; :func:`export_onnx` writes the step as an ONNX graph with
 the state as explicit inputs/outputs. See docs/inference.md.
@@ -59,6 +60,10 @@ def __getattr__(name: str):
         "infer_video": "seqhand.inference.pipeline",
         "load_results": "seqhand.inference.pipeline",
         "InferenceSummary": "seqhand.inference.pipeline",
+        "InferenceResult": "seqhand.inference.pipeline",
+        "HandsPredictor": "seqhand.inference.hands",
+        "PinholeCamera": "seqhand.inference.camera",
+        "infer": "seqhand.inference.api",
         "export_onnx": "seqhand.inference.export",
         "OnnxEngine": "seqhand.inference.export",
         "temporal_smoothness": "seqhand.inference.smoothness",

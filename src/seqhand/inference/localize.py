@@ -235,6 +235,13 @@ joints' (median; 5-95%: 1.04-1.24). Boxes made from joints (the tracker's, Media
 landmarks) are enlarged by this factor to match a tight hand box."""
 
 
+@dataclasses.dataclass(frozen=True)
+class TrackedBox(Box):
+    """A box the :class:`Tracker` made from the previous frame's prediction: no detector and
+    no user vouches for it, so the predictor checks that a hand is still in it (the
+    ``fit_score`` of :mod:`seqhand.inference.presence`)."""
+
+
 @dataclasses.dataclass
 class Tracker:
     """Box of frame k from the predicted 2D joints of frame k - 1, started by another source.
@@ -301,7 +308,7 @@ class Tracker:
             return None
         side = prev_box.side if prev_box is not None else None
         if prev_box is None or prev_box.longer_side <= 0:
-            return dataclasses.replace(jb, side=side, score=None)
+            return TrackedBox(jb.x0, jb.y0, jb.x1, jb.y1, side=side)
         ratio = jb.longer_side / prev_box.longer_side
         if not (1.0 / self.max_scale_change <= ratio <= self.max_scale_change):
             return None
@@ -310,7 +317,7 @@ class Tracker:
         ncx, ncy = a * pcx + (1 - a) * cx, a * pcy + (1 - a) * cy
         nw = a * prev_box.width + (1 - a) * jb.width
         nh = a * prev_box.height + (1 - a) * jb.height
-        return Box(ncx - nw / 2, ncy - nh / 2, ncx + nw / 2, ncy + nh / 2, side=side)
+        return TrackedBox(ncx - nw / 2, ncy - nh / 2, ncx + nw / 2, ncy + nh / 2, side=side)
 
     def __call__(self, index: int, frame: np.ndarray, previous: Observation | None) -> Box | None:
         asked = self.refresh > 0 and index % self.refresh == 0 and self.start is not None
@@ -362,6 +369,28 @@ def _quiet_protobuf() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _quiet_native() -> Iterator[None]:
+    """Hide what MediaPipe's C++ side prints on stderr while it starts (glog / TFLite lines
+    such as "Created TensorFlow Lite XNNPACK delegate"): file descriptor 2 goes to /dev/null
+    for the duration; Python exceptions still propagate."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediaPipeDetector:
     """MediaPipe's hand pipeline (palm detector + landmark model), offline, as a box source.
 
@@ -397,8 +426,11 @@ class MediaPipeDetector:
         model_path: str | os.PathLike | None = None,
         model_complexity: int = 1,
     ) -> None:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # before mediapipe loads its C++ side
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
-            import mediapipe as mp
+            with _quiet_native():
+                import mediapipe as mp
         except ImportError:
             raise MissingExtraError(
                 "mediapipe", "detector", "the MediaPipe hand detector (--detector mediapipe)"
@@ -408,7 +440,8 @@ class MediaPipeDetector:
         self._landmarker = None
         solutions = getattr(mp, "solutions", None)
         if model_path is None and solutions is not None and hasattr(solutions, "hands"):
-            with _quiet_protobuf():
+            self._first = True
+            with _quiet_protobuf(), _quiet_native():
                 self._solution = solutions.hands.Hands(
                     static_image_mode=True,
                     max_num_hands=int(max_hands),
@@ -434,7 +467,8 @@ class MediaPipeDetector:
             min_hand_detection_confidence=float(min_confidence),
         )
         self._mp = mp
-        self._landmarker = vision.HandLandmarker.create_from_options(opts)
+        with _quiet_native():
+            self._landmarker = vision.HandLandmarker.create_from_options(opts)
 
     def detect(self, frame: np.ndarray) -> list[Box]:
         """All hands in an ``(H, W, 3)`` uint8 RGB frame, most confident first."""
@@ -442,8 +476,10 @@ class MediaPipeDetector:
         h, w = img.shape[:2]
         hands: list[tuple[np.ndarray, str, float]] = []
         if self._solution is not None:
-            with _quiet_protobuf():
+            quiet = _quiet_native() if getattr(self, "_first", False) else contextlib.nullcontext()
+            with _quiet_protobuf(), quiet:  # the first call prints the delegate's log lines
                 res = self._solution.process(img)
+            self._first = False
             for lms, hd in zip(res.multi_hand_landmarks or [], res.multi_handedness or []):
                 pts = np.array([[p.x, p.y] for p in lms.landmark], dtype=np.float64)
                 cls = hd.classification[0]

@@ -25,6 +25,15 @@ FINGER_COLORS = {
     "ring": (60, 140, 240),
     "pinky": (190, 90, 220),
 }
+TRACK_COLORS = (
+    (0.55, 0.75, 0.95),  # light blue
+    (0.98, 0.62, 0.35),  # orange
+    (0.60, 0.90, 0.55),  # green
+    (0.90, 0.55, 0.90),  # pink
+    (0.95, 0.90, 0.45),  # yellow
+    (0.55, 0.90, 0.90),  # cyan
+)
+"""Mesh colours by track id (id modulo 6): the same hand keeps its colour through a video."""
 LIGHT_DIR = np.array([0.3, -0.4, -1.0])  # from the surface towards the light, camera frame
 
 
@@ -92,18 +101,26 @@ def draw_skeleton(
     return np.asarray(im)
 
 
-def draw_box(image: np.ndarray, box, crop=None, label: str | None = None) -> np.ndarray:
-    """Draw the hand box (yellow), the crop square (grey) and a label on a copy of ``image``."""
+def track_color(track_id: int) -> tuple[float, float, float]:
+    """The mesh colour of track ``track_id`` (RGB in [0, 1])."""
+    return TRACK_COLORS[int(track_id) % len(TRACK_COLORS)]
+
+
+def draw_box(
+    image: np.ndarray, box, crop=None, label: str | None = None, color=(255, 220, 0)
+) -> np.ndarray:
+    """Draw the hand box (``color``, default yellow), the crop square (grey) and a label on a
+    copy of ``image``."""
     im = Image.fromarray(np.ascontiguousarray(image))
     d = ImageDraw.Draw(im)
     if crop is not None:
         x0, y0 = crop.origin
         d.rectangle([x0, y0, x0 + crop.side, y0 + crop.side], outline=(160, 160, 160))
     if box is not None:
-        d.rectangle([box.x0, box.y0, box.x1, box.y1], outline=(255, 220, 0), width=2)
+        d.rectangle([box.x0, box.y0, box.x1, box.y1], outline=tuple(color), width=2)
     if label:
         xy = (4, 4) if box is None else (box.x0, max(0.0, box.y0 - 12))
-        d.text(xy, label, fill=(255, 255, 0))
+        d.text(xy, label, fill=tuple(color))
     return np.asarray(im)
 
 
@@ -127,6 +144,25 @@ def overlay_frame(frame: np.ndarray, output, faces: np.ndarray, alpha: float = 0
     return draw_box(img, output.box, output.crop, label)
 
 
+def overlay_hands(frame: np.ndarray, outputs: list, faces: np.ndarray, alpha: float = 0.7):
+    """The frame with every found hand drawn in its track's colour (mesh, skeleton, box and
+    a label ``#id side confidence``); "no hand" when there is none."""
+    img = np.asarray(frame, dtype=np.uint8)[..., :3]
+    found = [o for o in outputs if o.found]
+    if not found:
+        return draw_box(img, None, None, "no hand")
+    for o in found:  # meshes first, nearest last (camera-space depth when known)
+        f = faces[:, ::-1] if o.side == "left" else faces
+        v3 = np.asarray(o.vertices3d, dtype=np.float64)
+        img = render_mesh(img, o.vertices2d, v3[:, 2], vertex_normals(v3, f), f, alpha,
+                          track_color(o.track_id))  # fmt: skip
+    for o in found:
+        img = draw_skeleton(img, o.joints2d)
+        rgb = tuple(int(255 * c) for c in track_color(o.track_id))
+        img = draw_box(img, o.box, o.crop, f"#{o.track_id} {o.side} {o.confidence:.2f}", rgb)
+    return img
+
+
 SIDE_VIEW_ROTATION = (0.0, -np.pi / 2, 0.0)
 """Axis-angle of the side view: the camera-aligned hand turned 90 degrees about the image's
 vertical axis, i.e. seen from the camera's right (depth runs left to right in the panel)."""
@@ -138,28 +174,39 @@ def side_view(
     """Render the predicted mesh from a fixed side view into a ``size x size`` panel.
 
     The mesh is rotated by ``rotation`` (axis-angle, camera frame) and shown orthographically
-    with a fixed scale (``metres`` across the panel), centred on the vertices' centroid, so
-    depth changes show as left-right motion of the fingers.
+    with a fixed scale (``metres`` across the panel, more if the hands need it), centred on
+    the vertices' centroid, so depth changes show as left-right motion of the fingers.
+    ``output`` may be a list of hands: they are drawn where they are in camera space, each in
+    its track's colour.
     """
     import torch
 
+    outs = [o for o in (output if isinstance(output, list | tuple) else [output]) if o.found]
+    rot = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()
+    # several hands: placed in camera space (their distance apart shows); one: centred
+    use_cam = len(outs) > 1 and all(o.vertices_cam is not None for o in outs)
+    verts = [np.asarray(o.vertices_cam if use_cam else o.vertices3d, np.float64) for o in outs]
+    rotated, extent = [], float(metres)
+    if outs:
+        centre = np.concatenate(verts).mean(axis=0)
+        rotated = [(v - centre) @ rot.T for v in verts]
+        extent = max(float(np.abs(np.concatenate(rotated)[:, :2]).max()) * 2.2, extent)
+    s = size / extent
     panel = np.full((size, size, 3), 40, np.uint8)
     d = ImageDraw.Draw(im := Image.fromarray(panel))
-    step = size / metres * 0.05  # a 5 cm grid
-    for k in range(-10, 11):
+    step = s * 0.05  # a 5 cm grid
+    for k in range(-int(extent / 0.1) - 1, int(extent / 0.1) + 2):
         c = size / 2 + k * step
         d.line([(c, 0), (c, size)], fill=(55, 55, 55))
         d.line([(0, c), (size, c)], fill=(55, 55, 55))
-    panel = np.asarray(im).copy()
-    if not output.found:
-        return np.asarray(draw_box(panel, None, None, "no hand"))
-    f = faces[:, ::-1] if output.side == "left" else faces
-    rot = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()
-    v = np.asarray(output.vertices3d, dtype=np.float64)
-    v = (v - v.mean(axis=0)) @ rot.T
-    s = size / metres
-    v2 = s * v[:, :2] + (size - 1) / 2.0
-    img = render_mesh(panel, v2, v[:, 2], vertex_normals(v, f), f, alpha=1.0)
+    img = np.asarray(im).copy()
+    if not outs:
+        return np.asarray(draw_box(img, None, None, "no hand"))
+    for o, v in zip(outs, rotated):
+        f = faces[:, ::-1] if o.side == "left" else faces
+        v2 = s * v[:, :2] + (size - 1) / 2.0
+        color = track_color(o.track_id) if len(outs) > 1 else MESH_COLOR
+        img = render_mesh(img, v2, v[:, 2], vertex_normals(v, f), f, alpha=1.0, color=color)
     im = Image.fromarray(img)
     ImageDraw.Draw(im).text((4, 4), "side view", fill=(200, 200, 200))
     return np.asarray(im)

@@ -1,0 +1,60 @@
+"""Help texts state defaults and units; the examples they give work."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from seqhand.cli import build_parser
+
+
+def help_of(*path: str) -> str:
+    parser = build_parser()
+    sub = parser
+    for name in path:
+        action = next(a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction")
+        sub = action.choices[name]
+    return " ".join(sub.format_help().split())
+
+
+@pytest.mark.parametrize(
+    "cmd, option, must",
+    [
+        (("poses", "build"), "--n", ["default 1,000,000", "MB"]),
+        (("poses", "build"), "--seed", ["default 0"]),
+        (("poses", "build"), "--source", ["default: prior"]),
+        (("poses", "flows"), "--count", ["default 100"]),
+        (("poses", "flows"), "--start", ["default 0"]),
+        (("poses", "flows"), "--seed", ["default 0"]),
+        (("poses", "flows"), "--alpha", ["default 3.0"]),
+        (("generate",), "--frames", ["preset"]),
+        (("generate",), "--image-size", ["preset", "pixels"]),
+        (("generate",), "--bank-size", ["preset"]),
+        (("generate",), "--shard-size", ["preset"]),
+        (("train",), "--config", ["default tiny"]),
+        (("infer",), "--box", ["pixels"]),
+        (("infer",), "--fov", ["default 60"]),
+        (("infer",), "--max-hands", ["default 2"]),
+        (("infer",), "--min-confidence", ["default 0.2"]),
+    ],
+)
+def test_help_states_defaults_and_units(cmd, option, must):
+    text = help_of(*cmd)
+    start = text.index(option + " ")
+    after = text[start : start + 400]
+    for m in must:
+        assert m in after, (cmd, option, m, after)
+
+
+def test_poses_build_help_example_uses_real_modes():
+    from seqhand.cli.poses import _parse_weights
+    from seqhand.hand.prior import MODE_NAMES
+
+    text = help_of("poses", "build")
+    examples = re.findall(r"--mode-weights ([\w=.,]+)", text) + re.findall(
+        r"e\.g\. ([\w=.,]+=\d)", text
+    )
+    assert examples
+    for ex in examples:
+        assert set(_parse_weights(ex)) <= set(MODE_NAMES), ex
