@@ -19,7 +19,7 @@ import torch
 from seqhand.config import save_config
 from seqhand.errors import SeqhandError
 from seqhand.training.batch import sequence_item
-from seqhand.training.checkpoint import load_model, save_model
+from seqhand.training.checkpoint import CheckpointError, load_model, safe_load, save_model
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,25 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
+def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int]:
+    """The checkpoint to resume from (``"last"``: the run's own ``last.ckpt``) after checking,
+    safely, that it is a ``seqhand train`` checkpoint; returns ``(path or None, its step)``."""
+    if not resume:
+        return None, 0
+    if resume == "last":
+        resume = str(out_dir / "checkpoints" / "last.ckpt")
+        if not Path(resume).is_file():
+            raise SeqhandError(f"{out_dir}: no checkpoints/last.ckpt to resume from")
+    ck = safe_load(resume)
+    if not (isinstance(ck, dict) and "seqhand" in ck and isinstance(ck.get("global_step"), int)
+            and "loops" in ck and "optimizer_states" in ck):  # fmt: skip
+        raise CheckpointError(
+            f"{resume}: not a training checkpoint of seqhand train/finetune (a model.pt cannot "
+            "be resumed: use it with finetune --checkpoint)"
+        )
+    return str(resume), int(ck["global_step"])
+
+
 def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
           init_checkpoint: str | None = None, train_set=None, val_set=None,
           devices=None, num_nodes=None, progress: bool = True) -> dict:  # fmt: skip
@@ -103,6 +122,9 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     from seqhand.training.module import SeqHandDataModule, SeqHandModule
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeqhandError(f"--out {out_dir}: a file is in the way; give a folder for the run")
+    resume, start_step = check_resume(resume, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
     L.seed_everything(int(cfg["trainer"].get("seed", 0)), workers=True, verbose=False)
@@ -120,20 +142,16 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     module = SeqHandModule(cfg, model=model)
     dm = SeqHandDataModule(train_set, val_set, cfg)
     trainer = _trainer(cfg, out_dir, devices, num_nodes, progress)
-    if resume == "last":
-        resume = str(out_dir / "checkpoints" / "last.ckpt")
-    if resume and not Path(resume).is_file():
-        raise SeqhandError(f"{resume}: no checkpoint to resume from")
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     elapsed = time.time() - t0
     steps = int(trainer.global_step)
     last = out_dir / "checkpoints" / "last.ckpt"
     if steps == 0 and last.is_file():  # DDP spawn: the loops ran in the workers, not here
-        ck = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        ck = safe_load(last)
         steps = int(ck.get("global_step", 0))
     summary = {
         "steps": steps,
