@@ -7,6 +7,7 @@ Outputs in ``out_dir``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckp
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -34,10 +35,61 @@ class SequenceTransform:
         return sequence_item(sample, self.image_size, self.with_mask)
 
 
-def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True):
+def _history_csv_logger(out_dir: Path, keep_before_step: int):
+    """Lightning's CSV logger, except that an existing ``logs/metrics.csv`` keeps its history.
+
+    Lightning deletes the file when its writer starts. Here a resumed run keeps the rows of
+    the steps before ``keep_before_step`` (the resumed checkpoint's step; later rows belong to
+    steps that run again and are logged again) and appends; a fresh run starts a new file.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+    from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+    class _Writer(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:  # the old file is handled below instead
+            path = Path(self.metrics_file_path)
+            if not path.is_file():
+                return
+            if keep_before_step <= 0:
+                path.unlink()
+                return
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = list(reader.fieldnames or [])
+                rows = [r for r in reader if _step_of(r) < keep_before_step]
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=header)
+                w.writeheader()
+                w.writerows(rows)
+            os.replace(tmp, path)
+            self.metrics_keys = sorted(header)
+
+    class _HistoryCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self):
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = _Writer(log_dir=self.log_dir)
+            return self._experiment
+
+    return _HistoryCSVLogger(out_dir, name="logs", version="")
+
+
+def _step_of(row: dict) -> float:
+    try:
+        return float(row.get("step") or "inf")
+    except ValueError:
+        return float("inf")
+
+
+def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True,
+             start_step: int = 0):  # fmt: skip
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     t = cfg["trainer"]
     devices = int(devices if devices is not None else t.get("devices", 1))
@@ -56,7 +108,11 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         precision = "32-true"
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=-1,
                            every_n_train_steps=int(t.get("ckpt_every_n_steps", 1000)),
-                           filename="step{step:07d}", auto_insert_metric_name=False)  # fmt: skip
+                           filename="step{step:07d}", auto_insert_metric_name=False,
+                           enable_version_counter=False)  # fmt: skip
+    # enable_version_counter=False: a run folder that was copied or moved overwrites its own
+    # last.ckpt instead of writing last-v1.ckpt beside a stale last.ckpt that the next
+    # --resume would read.
     val_every = int(t.get("val_every_n_steps", 1000))
     return L.Trainer(
         max_steps=int(t["max_steps"]),
@@ -67,7 +123,7 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         strategy=strategy,
         precision=precision,
         logger=[
-            CSVLogger(out_dir, name="logs", version=""),
+            _history_csv_logger(out_dir, start_step),
             TensorBoardLogger(out_dir, name="logs", version=""),
         ],  # fmt: skip
         callbacks=[ckpt],
@@ -141,7 +197,7 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
         model.train()
     module = SeqHandModule(cfg, model=model)
     dm = SeqHandDataModule(train_set, val_set, cfg)
-    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress)
+    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress, start_step)
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
