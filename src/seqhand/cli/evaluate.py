@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--alignment", default=None,
                    help="override the dataset's alignment protocol (none, root, root_scale, "
                    "centroid_scale, scale, procrustes)")  # fmt: skip
+    p.add_argument("--verify-data", action="store_true",
+                   help="seqhand-test: check every shard's sha256 and count first")  # fmt: skip
+    p.add_argument("--skip-bad-samples", action="store_true",
+                   help="seqhand-test: leave damaged shards/samples out (counted and named in "
+                   "metrics.json) instead of stopping")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -39,16 +44,26 @@ def _evaluate(args) -> int:
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SeqhandError(f"--out {out}: a file is in the way; give a folder")
+    if args.limit is not None and args.limit < 1:
+        raise SeqhandError(f"--limit must be >= 1, got {args.limit}")
     model, rec = load_model(args.checkpoint)
     size = int(rec["image_size"])
+    skipped: list[str] | None = [] if args.skip_bad_samples else None
     if args.dataset == "seqhand-test":
-        from seqhand.data.shards import read_manifest
+        from seqhand.data.shards import ShardError, read_manifest
         from seqhand.evaluation.evaluator import generated_sequences
 
         if not args.data_root:
             raise SeqhandError("--data-root is required for seqhand-test (the generated dataset)")
-        n = read_manifest(Path(args.data_root))["splits"]["test"]["num_sequences"]
-        seqs = generated_sequences(args.data_root, "test", size, args.limit)
+        splits = read_manifest(Path(args.data_root))["splits"]
+        if "test" not in splits:
+            raise ShardError(f"{args.data_root}: no split 'test'; it has {sorted(splits)}")
+        n = splits["test"]["num_sequences"]
+        seqs = generated_sequences(args.data_root, "test", size, args.limit,
+                                   verify=args.verify_data, skipped=skipped)  # fmt: skip
         total = min(n, args.limit or n)
     else:
         from seqhand.evaluation.real import real_sequences
@@ -60,8 +75,13 @@ def _evaluate(args) -> int:
         None if hand == "builtin" else hand), per_frame=args.per_frame,
         progress=not args.no_progress, total=total)  # fmt: skip
     label = rec["model_spec"]["name"] + (" (per-frame)" if args.per_frame else "")
-    m = write_report(acc, args.out, dataset=args.dataset, label=label,
-                     extra={"checkpoint": str(args.checkpoint), "per_frame": args.per_frame})  # fmt: skip
+    extra = {"checkpoint": str(args.checkpoint), "per_frame": args.per_frame}
+    if skipped is not None:
+        extra["skipped_samples"] = skipped
+    m = write_report(acc, args.out, dataset=args.dataset, label=label, extra=extra)
+    if skipped:
+        print(f"skipped {len(skipped)} damaged shards/samples (named in metrics.json): "
+              f"{skipped[0]}{' ...' if len(skipped) > 1 else ''}")  # fmt: skip
     print(f"{args.dataset}: EPE3D {m.get('epe3d_mean_mm') or float('nan'):.2f} mm, AUC {m.get('auc')}, "
           f"written to {args.out}/metrics.json and pck.png")  # fmt: skip
     return 0
