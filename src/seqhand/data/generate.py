@@ -281,7 +281,7 @@ def _refuse_other_config(out: Path, what: str, old: dict | None, new: dict) -> N
     if diff:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise SeqhandError(
-            f"{out} already holds {what} with another config ({shown}); re-run with the same "
+            f"{out} already holds {what} made with another config ({shown}); re-run with the same "
             "options to resume, or choose another --out"
         )
 
@@ -352,11 +352,11 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
     existing = out / "manifest.json"
     if existing.is_file():
         old = _read_json(existing)
-        _refuse_other_config(out, "a dataset", (old or {}).get("config"), want)
+        _refuse_other_config(out, "a different dataset", (old or {}).get("config"), want)
         return old
     provisional = out / PROVISIONAL
     if provisional.is_file():
-        _refuse_other_config(out, "an unfinished dataset",
+        _refuse_other_config(out, "an unfinished, different dataset",
                              (_read_json(provisional) or {}).get("config"), want)  # fmt: skip
     else:
         strays = sorted(p.name for p in out.glob("*.tar"))

@@ -188,9 +188,14 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     d = cfg["data"]
     if train_set is None:
         tf = SequenceTransform(size)
-        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf)
+        if not d.get("root"):
+            raise SeqhandError("no training data: give --data DIR (or set data.root)")
+        check = bool(d.get("verify", False))
+        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf,
+                                   verify=check)  # fmt: skip
         val_split = d.get("val_split")
-        val_set = SeqHandIndexed(d["root"], val_split, transform=tf) if val_split else None
+        val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
+                   if val_split else None)  # fmt: skip
     model = None
     if init_checkpoint:
         model, _ = load_model(init_checkpoint)
