@@ -132,6 +132,12 @@ def _infer(args) -> int:
         raise SeqhandError(
             "give exactly one input: a video file, a folder of frames, or --webcam N"
         )
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SeqhandError(f"--out {args.out}: a file is in the way; give a folder")
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise SeqhandError(f"--fps must be a frame rate in (0, 1000], got {args.fps}")
+    if args.threads is not None and args.threads < 1:
+        raise SeqhandError(f"--threads must be >= 1, got {args.threads}")
     saved_threads = torch.get_num_threads()
     if args.runtime == "onnx":
         # onnxruntime runs the network with its own thread pool; torch only crops and decodes

@@ -49,6 +49,7 @@ PROVISIONAL = "manifest.provisional.json"
 LOCK = ".seqhand-generate.lock"
 MAX_IMAGE_SIZE = 2048  # a 10-frame sequence at 2048 px is 126 MB of pixels per sample
 MAX_FRAMES = 1000
+SCHEDULER_TIMEOUT = "10s"  # how long to wait for a --scheduler to answer
 
 
 @dataclasses.dataclass
@@ -129,12 +130,31 @@ class GenerateConfig:
             v = getattr(self, name)
             if v not in (None, "builtin") and not Path(v).exists():
                 raise SeqhandError(f"--{name.replace('_', '-')} {v}: no such file or folder")
+        if self.poses:
+            _check_bank_file(Path(self.poses))
         return self
 
     def key(self) -> str:
         """A digest of everything that changes the bytes (worker caches use it)."""
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
                               ).hexdigest()[:16]  # fmt: skip
+
+
+def _check_bank_file(path: Path) -> None:
+    """A pose bank is an ``.npz`` with ``joints`` and ``meta`` (checked without loading it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SeqhandError(
+            f"--poses {path}: not a pose bank .npz ({e}); make one with `seqhand poses build "
+            "--source array --input FILE`"
+        ) from None
+    if not {"joints.npy", "meta.npy"} <= names:
+        raise SeqhandError(f"--poses {path}: not a pose bank (arrays {sorted(names)}; expected "
+                           "joints and meta from `seqhand poses build`)")  # fmt: skip
 
 
 PRESETS: dict[str, dict] = {
@@ -387,7 +407,7 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
         try:
-            client = Client(scheduler or cluster, timeout="10s")
+            client = Client(scheduler or cluster, timeout=SCHEDULER_TIMEOUT)
         except (OSError, TimeoutError, ValueError, TypeError) as e:
             if cluster is not None:
                 cluster.close()
