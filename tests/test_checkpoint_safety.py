@@ -99,3 +99,21 @@ def test_truncated_and_foreign_checkpoints_are_clean_errors(good, tmp_path):
         with pytest.raises(CheckpointError) as e:
             load_model(tmp_path / f"{name}.pt")
         assert "\n" not in str(e.value), name
+
+
+def test_bad_resume_files_are_clean_errors(good, tmp_path, capsys):
+    """Truncated, foreign (a model.pt) or mismatched resume files: one line, exit 2."""
+    from robust_fixtures import write_fake_dataset
+
+    data = write_fake_dataset(tmp_path / "ds", num_train=2, num_test=0)
+    raw = good.read_bytes()
+    (tmp_path / "trunc.ckpt").write_bytes(raw[: len(raw) // 3])
+    (tmp_path / "text.ckpt").write_text("hello")
+    for f, word in (("trunc.ckpt", "unreadable"), ("text.ckpt", "unreadable"),
+                    (str(good), "not a training checkpoint")):  # fmt: skip
+        rc = main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--resume",
+                   str(tmp_path / f)])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and word in err, err
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "run2"), "--resume"])
+    assert rc == 2 and "last.ckpt" in capsys.readouterr().err

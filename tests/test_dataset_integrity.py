@@ -19,6 +19,7 @@ from seqhand.data.generate import GenerateConfig, generate
 from seqhand.data.seqhand_dataset import SeqHandIndexed, SeqHandShards
 from seqhand.data.shards import (
     ShardError,
+    decode_sample,
     encode_sample,
     iter_shard,
     read_manifest,
@@ -254,3 +255,18 @@ def test_evaluate_on_damaged_data_exits_2_or_skips_counted(ds, tmp_path, capsys)
     args[args.index(str(ds))] = str(only_train)
     assert main(args) == 2
     assert "no split 'test'" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_any_shard_may_change_its_config(fake_render, tmp_path):
+    out = tmp_path / "ds"
+    generate(small_cfg(), out, progress=False)
+    for p in [*out.glob("*.tar"), out / "manifest.json"]:
+        p.unlink()  # stopped (say, on a bad option) before its first shard
+    assert generate(small_cfg(seed=7), out, progress=False)["seed"] == 7
+
+
+def test_frames_beyond_99_keep_their_order():
+    s = full_sample(0, t=101, size=16)
+    s["frames"][:, 0, 0, 0] = np.arange(101)
+    d = decode_sample(encode_sample(s, "png"))
+    np.testing.assert_array_equal(d["frames"][:, 0, 0, 0], np.arange(101))

@@ -104,3 +104,12 @@ def test_resume_twice_reads_the_newest_checkpoint(full, tmp_path):
     assert main(args) == 0
     assert not list(ck.glob("last-v*.ckpt"))
     assert torch.load(ck / "last.ckpt", weights_only=True)["global_step"] == 5
+
+
+def test_resume_with_another_model_is_refused(full, tmp_path, capsys):
+    data, ref = full
+    args = run_args(data, tmp_path / "other", "--resume", str(ref / "checkpoints" / "last.ckpt"))
+    args[args.index("--data") : args.index("--data")] = ["--set", "model.name=resnet18_convlstm"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tiny" in err and "resnet18_convlstm" in err

@@ -70,10 +70,22 @@ def _evaluate(args) -> int:
 
         seqs, total = real_sequences(args.dataset, args.data_root, size, args.limit)
     acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset])
+    seen = []
+
+    def counted(it):
+        for item in it:
+            seen.append(item[0])
+            yield item
+
+    seqs = counted(seqs)
     hand = rec.get("hand_model") or None
     evaluate_sequences(model, seqs, accumulator=acc, decoder=HandDecoder(
         None if hand == "builtin" else hand), per_frame=args.per_frame,
         progress=not args.no_progress, total=total)  # fmt: skip
+    if not seen:
+        raise SeqhandError(
+            f"no sequence was evaluated{f' ({len(skipped)} damaged, skipped)' if skipped else ''}"
+        )
     label = rec["model_spec"]["name"] + (" (per-frame)" if args.per_frame else "")
     extra = {"checkpoint": str(args.checkpoint), "per_frame": args.per_frame}
     if skipped is not None:

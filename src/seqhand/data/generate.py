@@ -375,10 +375,11 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
         _refuse_other_config(out, "a different dataset", (old or {}).get("config"), want)
         return old
     provisional = out / PROVISIONAL
-    if provisional.is_file():
+    shards_there = any(out.glob("*.tar"))
+    if provisional.is_file() and shards_there:
         _refuse_other_config(out, "an unfinished, different dataset",
                              (_read_json(provisional) or {}).get("config"), want)  # fmt: skip
-    else:
+    else:  # no shard yet (e.g. a run that stopped on a bad option): nothing can mix
         strays = sorted(p.name for p in out.glob("*.tar"))
         if strays:
             raise SeqhandError(

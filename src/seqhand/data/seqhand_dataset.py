@@ -155,6 +155,11 @@ class SeqHandShards(IterableDataset):
                     self.skipped.append(f"{shard.name}: {e}".replace(f"{shard}: ", "", 1))
                     if self.counts[si] is not None:
                         k += max(0, self.counts[si] - seen)
+            if n == 1 and k != self.num_sequences and not self.skipped:
+                raise ShardError(
+                    f"{self.root}: split {self.split!r} holds {k} sequences but the manifest "
+                    f"says {self.num_sequences}"
+                )
 
         stream = samples()
         if self.shuffle and self.buffer > 1:
@@ -224,7 +229,7 @@ class SeqHandIndexed(torch.utils.data.Dataset):
                 size = path.stat().st_size
                 check_tar_end(path, end, None)
             except (tarfile.TarError, OSError) as e:
-                raise ShardError(f"{path}: unreadable shard ({e})") from None
+                raise ShardError(f"{path}: unreadable shard ({' '.join(str(e).split())})") from None
             bad = [k for k, ms in groups.items() if any(o + n > size for _, o, n in ms)]
             if bad:
                 raise ShardError(f"{path}: sample {bad[0]}: cut short (the shard is truncated)")

@@ -63,7 +63,7 @@ SCHEMA = {
 
 
 OPTIONAL_ANN = frozenset({"vertices"})
-_FRAME = re.compile(r"f\d\d\.(jpg|png)$")
+_FRAME = re.compile(r"f(\d{2,})\.(jpg|png)$")  # f00.jpg ... f99.jpg, f100.jpg ...
 
 
 class ShardError(SeqhandError):
@@ -72,6 +72,11 @@ class ShardError(SeqhandError):
 
 class SampleError(ShardError):
     """One sample cannot be decoded (the message says what; readers add shard and key)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (tarfile and PIL messages span several)."""
+    return " ".join(str(e).split())
 
 
 def required_annotations(manifest: dict) -> frozenset[str]:
@@ -144,7 +149,7 @@ def _image(files: dict[str, bytes], name: str) -> np.ndarray:
     except KeyError:
         raise SampleError(f"no {name}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise SampleError(f"{name} is not a readable image ({e})") from None
+        raise SampleError(f"{name} is not a readable image ({one_line(e)})") from None
 
 
 def decode_sample(files: dict[str, bytes], required: frozenset[str] = frozenset()) -> dict:
@@ -159,7 +164,7 @@ def decode_sample(files: dict[str, bytes], required: frozenset[str] = frozenset(
     except KeyError:
         raise SampleError("no json member (metadata)") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise SampleError(f"json member is not JSON ({e})") from None
+        raise SampleError(f"json member is not JSON ({one_line(e)})") from None
     if not isinstance(meta, dict):
         raise SampleError("json member is not a JSON object")
     if meta.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -167,7 +172,7 @@ def decode_sample(files: dict[str, bytes], required: frozenset[str] = frozenset(
             f"schema version {meta.get('schema_version')!r} but this seqhand reads "
             f"{SCHEMA_VERSION}; regenerate the dataset"
         )
-    frame_keys = sorted(k for k in files if _FRAME.match(k))
+    frame_keys = sorted((k for k in files if _FRAME.match(k)), key=lambda k: int(k[1:-4]))
     if not frame_keys:
         raise SampleError("no frames (members f00.jpg / f00.png ...)")
     frames = [_image(files, k) for k in frame_keys]
@@ -186,7 +191,9 @@ def decode_sample(files: dict[str, bytes], required: frozenset[str] = frozenset(
     except KeyError:
         raise SampleError("no ann.npz") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise SampleError(f"ann.npz is not a readable .npz ({type(e).__name__}: {e})") from None
+        raise SampleError(
+            f"ann.npz is not a readable .npz ({type(e).__name__}: {one_line(e)})"
+        ) from None
     missing = sorted(required - set(ann))
     if missing:
         raise SampleError(f"ann.npz lacks {missing}")
@@ -284,7 +291,9 @@ def iter_shard(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
                 yield key, files
     except (tarfile.TarError, OSError, EOFError) as e:
         where = f" after sample {key}" if key else ""
-        raise ShardError(f"{path}: unreadable shard{where} ({type(e).__name__}: {e})") from None
+        raise ShardError(
+            f"{path}: unreadable shard{where} ({type(e).__name__}: {one_line(e)})"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -322,14 +331,39 @@ def read_manifest(root: Path) -> dict:
         raise ShardError(f"{root}: no {MANIFEST}; not a complete SeqHAND dataset{hint}")
     try:
         m = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ShardError(f"{p}: corrupt manifest ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise ShardError(f"{p}: corrupt manifest ({one_line(e)})") from None
+    if not isinstance(m, dict):
+        raise ShardError(f"{p}: corrupt manifest (not a JSON object)")
     if m.get("schema_version") != SCHEMA_VERSION:
         raise ShardError(
             f"{p}: schema version {m.get('schema_version')} but this seqhand reads "
             f"{SCHEMA_VERSION}; regenerate the dataset"
         )
+    _check_manifest(p, m)
     return m
+
+
+def _check_manifest(p: Path, m: dict) -> None:
+    """The manifest's structure: splits of ``num_sequences`` and shards of plain file names."""
+    splits = m.get("splits")
+    if not isinstance(splits, dict):
+        raise ShardError(f"{p}: corrupt manifest (no 'splits' mapping)")
+    for name, split in splits.items():
+        ok = (isinstance(split, dict) and isinstance(split.get("num_sequences"), int)
+              and split["num_sequences"] >= 0 and isinstance(split.get("shards"), list))  # fmt: skip
+        if not ok:
+            raise ShardError(f"{p}: corrupt manifest (split {name!r} needs num_sequences and "
+                             "a list of shards)")  # fmt: skip
+        for sh in split["shards"]:
+            fname = sh.get("name") if isinstance(sh, dict) else None
+            if (not isinstance(fname, str) or not fname or "/" in fname or "\\" in fname
+                    or fname.startswith(".")):  # fmt: skip
+                raise ShardError(f"{p}: corrupt manifest (shard entry {sh!r} of {name!r} is not "
+                                 "a file name in the dataset folder)")  # fmt: skip
+            count = sh.get("count")
+            if count is not None and (not isinstance(count, int) or count < 0):
+                raise ShardError(f"{p}: corrupt manifest (shard {fname}: count {count!r})")
 
 
 def count_samples(path: Path) -> int:
@@ -342,7 +376,7 @@ def count_samples(path: Path) -> int:
                 end = _data_end(member)
         check_tar_end(path, end, None)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise ShardError(f"{path}: unreadable shard ({type(e).__name__}: {e})") from None
+        raise ShardError(f"{path}: unreadable shard ({type(e).__name__}: {one_line(e)})") from None
     return len(keys)
 
 

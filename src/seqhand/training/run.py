@@ -139,11 +139,12 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
-def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int]:
+def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int, dict | None]:
     """The checkpoint to resume from (``"last"``: the run's own ``last.ckpt``) after checking,
-    safely, that it is a ``seqhand train`` checkpoint; returns ``(path or None, its step)``."""
+    safely, that it is a ``seqhand train`` checkpoint; returns ``(path or None, its step, its
+    model spec)``."""
     if not resume:
-        return None, 0
+        return None, 0, None
     if resume == "last":
         resume = str(out_dir / "checkpoints" / "last.ckpt")
         if not Path(resume).is_file():
@@ -155,7 +156,8 @@ def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int]:
             f"{resume}: not a training checkpoint of seqhand train/finetune (a model.pt cannot "
             "be resumed: use it with finetune --checkpoint)"
         )
-    return str(resume), int(ck["global_step"])
+    spec = ck["seqhand"].get("model_spec") if isinstance(ck["seqhand"], dict) else None
+    return str(resume), int(ck["global_step"]), spec
 
 
 def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
@@ -180,7 +182,7 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SeqhandError(f"--out {out_dir}: a file is in the way; give a folder for the run")
-    resume, start_step = check_resume(resume, out_dir)
+    resume, start_step, resume_spec = check_resume(resume, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
     L.seed_everything(int(cfg["trainer"].get("seed", 0)), workers=True, verbose=False)
@@ -201,6 +203,11 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
         model, _ = load_model(init_checkpoint)
         model.train()
     module = SeqHandModule(cfg, model=model)
+    if resume and resume_spec is not None and resume_spec != module.model.spec:
+        raise CheckpointError(
+            f"{resume}: holds model {resume_spec} but the config builds {module.model.spec}; "
+            "resume with the run's own config.yaml (--config)"
+        )
     dm = SeqHandDataModule(train_set, val_set, cfg)
     trainer = _trainer(cfg, out_dir, devices, num_nodes, progress, start_step)
     t0 = time.time()
