@@ -75,6 +75,11 @@ def safe_load(path: str | os.PathLike, map_location: str = "cpu") -> object:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e) and "Unsupported operand" not in str(e):  # not a payload
+            msg = " ".join(str(e).split())[:200]
+            raise CheckpointError(
+                f"{path}: unreadable checkpoint (UnpicklingError: {msg})"
+            ) from None
         what = re.search(r"GLOBAL\s+([\w.]+)|Unsupported operand\s+(\S+)", str(e))
         found = (what.group(1) or what.group(2)) if what else str(e).splitlines()[0][:120]
         raise CheckpointError(
