@@ -49,7 +49,7 @@ PROVISIONAL = "manifest.provisional.json"
 LOCK = ".seqhand-generate.lock"
 MAX_IMAGE_SIZE = 2048  # a 10-frame sequence at 2048 px is 126 MB of pixels per sample
 MAX_FRAMES = 1000
-SCHEDULER_TIMEOUT = "10s"  # how long to wait for a --scheduler to answer
+SCHEDULER_TIMEOUT = "30s"  # how long to wait for a --scheduler to answer (Dask default)
 
 
 @dataclasses.dataclass
