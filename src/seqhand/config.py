@@ -2,8 +2,12 @@
 
 A config is a nested dict. ``load_config(path_or_preset, overrides)`` reads a YAML file (or a
 preset name from ``configs/`` / the packaged presets), applies ``key.sub=value`` overrides
-(values parsed as YAML: ``optim.lr=3e-4``, ``model.name=resnet50``, ``data.root=out/x``) and
+(values parsed as YAML: ``optim.lr=3e-4``, ``model.name=resnet50``, ``data.root=out/x``),
+validates the result against :mod:`seqhand.config_schema` (unknown keys, types, ranges) and
 returns the resolved dict, which runs save beside their outputs (``config.yaml``).
+
+``base: other.yaml`` (a path relative to the including file, or a preset name) is merged
+under a file; a chain of bases that comes back to a file already on it is refused.
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from seqhand.errors import SeqhandError
+from seqhand.config_schema import ConfigError, validate_config
 
-
-class ConfigError(SeqhandError):
-    """A config file or override is malformed."""
+__all__ = ["ConfigError", "apply_overrides", "load_config", "merge", "preset_names",
+           "save_config"]  # fmt: skip
 
 
 def preset_names() -> list[str]:
@@ -26,10 +29,16 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".yaml"))  # fmt: skip
 
 
-def _read_yaml(spec: str | Path) -> dict:
+def _read_yaml(spec: str | Path, chain: tuple[str, ...] = (), near: Path | None = None) -> dict:
     p = Path(spec)
+    if near is not None and not p.is_absolute() and (near / p).is_file():
+        p = near / p
     if p.suffix in (".yaml", ".yml") and p.is_file():
-        text, where = p.read_text(), str(p)
+        where = str(p.resolve())
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: unreadable config ({e})") from None
     else:
         name = p.stem if p.suffix in (".yaml", ".yml") else str(spec)
         res = resources.files("seqhand.presets") / f"{name}.yaml"
@@ -38,15 +47,21 @@ def _read_yaml(spec: str | Path) -> dict:
                 f"no config file {spec!r} and no preset of that name; presets: {preset_names()}"
             )
         text, where = res.read_text(), f"preset {name}"
+    if where in chain:
+        loop = " -> ".join(Path(c).name if "/" in c else c for c in (*chain, where))
+        raise ConfigError(f"{spec}: base cycle ({loop})")
     try:
         cfg = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: invalid YAML ({e})") from None
+        raise ConfigError(f"{where}: invalid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: a config must be a mapping at the top level")
     base = cfg.pop("base", None)
-    if base:
-        cfg = merge(_read_yaml(base), cfg)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{where}: base must be a file name or preset name, got {base!r}")
+        folder = p.parent if where != f"preset {p.stem}" and p.is_file() else None
+        cfg = merge(_read_yaml(base, (*chain, where), folder), cfg)
     return cfg
 
 
@@ -69,8 +84,8 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
             raise ConfigError(f"override {ov!r} must look like key.sub=value")
         key, raw = ov.split("=", 1)
         parts = key.strip().split(".")
-        if parts[0] not in cfg:
-            raise ConfigError(f"override {ov!r}: unknown section {parts[0]!r}; have {sorted(cfg)}")
+        if not all(parts):
+            raise ConfigError(f"override {ov!r}: empty key part in {key!r}")
         node = cfg
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -84,7 +99,9 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
 
 
 def load_config(spec: str | Path, overrides: list[str] | None = None) -> dict:
-    return apply_overrides(_read_yaml(spec), overrides)
+    """Read, override and validate a config (a one-line :class:`ConfigError` if it is not)."""
+    where = str(spec) + (" with --set overrides" if overrides else "")
+    return validate_config(apply_overrides(_read_yaml(spec), overrides), where)
 
 
 def save_config(cfg: dict, path: str | Path) -> Path:

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SeqhandError as e:
-        print(f"seqhand {args.command}: error: {e}", file=sys.stderr)
+        msg = " ".join(str(e).split())  # one line, whatever a library message held
+        print(f"seqhand {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seqhand {args.command}: interrupted", file=sys.stderr)

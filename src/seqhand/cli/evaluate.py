@@ -43,6 +43,11 @@ def register(sub) -> None:
                    choices=("per_sequence", "pooled"),
                    help="temporal metrics: mean of per-sequence means, or pooled over all "
                    "frames (VIBE)")  # fmt: skip
+    p.add_argument("--verify-data", action="store_true",
+                   help="seqhand-test: check every shard's sha256 and count first")  # fmt: skip
+    p.add_argument("--skip-bad-samples", action="store_true",
+                   help="seqhand-test: leave damaged shards/samples out (counted and named in "
+                   "metrics.json) instead of stopping")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -55,6 +60,11 @@ def _evaluate(args) -> int:
     from seqhand.models import HandDecoder
     from seqhand.training.checkpoint import load_model
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SeqhandError(f"--out {out}: a file is in the way; give a folder")
+    if args.limit is not None and args.limit < 1:
+        raise SeqhandError(f"--limit must be >= 1, got {args.limit}")
     min_valid = args.min_valid_joints
     if min_valid is None:
         min_valid = DEFAULT_MIN_VALID_JOINTS.get(args.dataset, 0)
@@ -62,14 +72,19 @@ def _evaluate(args) -> int:
         raise SeqhandError(f"--min-valid-joints must be >= 0, got {min_valid}")
     model, rec = load_model(args.checkpoint)
     size = int(rec["image_size"])
+    skipped: list[str] | None = [] if args.skip_bad_samples else None
     if args.dataset == "seqhand-test":
-        from seqhand.data.shards import read_manifest
+        from seqhand.data.shards import ShardError, read_manifest
         from seqhand.evaluation.evaluator import generated_sequences
 
         if not args.data_root:
             raise SeqhandError("--data-root is required for seqhand-test (the generated dataset)")
-        n = read_manifest(Path(args.data_root))["splits"]["test"]["num_sequences"]
-        seqs = generated_sequences(args.data_root, "test", size, args.limit)
+        splits = read_manifest(Path(args.data_root))["splits"]
+        if "test" not in splits:
+            raise ShardError(f"{args.data_root}: no split 'test'; it has {sorted(splits)}")
+        n = splits["test"]["num_sequences"]
+        seqs = generated_sequences(args.data_root, "test", size, args.limit,
+                                   verify=args.verify_data, skipped=skipped)  # fmt: skip
         total = min(n, args.limit or n)
     else:
         from seqhand.evaluation.real import real_sequences
@@ -79,16 +94,33 @@ def _evaluate(args) -> int:
     acc = MetricAccumulator(alignment=args.alignment or DEFAULT_ALIGNMENT[args.dataset],
                             min_valid_joints=min_valid,
                             temporal_reduction=args.temporal_reduction)  # fmt: skip
+    seen = []
+
+    def counted(it):
+        for item in it:
+            seen.append(item[0])
+            yield item
+
+    seqs = counted(seqs)
     hand = rec.get("hand_model") or None
     view = ViewMetrics()
     evaluate_sequences(model, seqs, accumulator=acc, decoder=HandDecoder(
         None if hand == "builtin" else hand), per_frame=args.per_frame,
         progress=not args.no_progress, total=total, view=view)  # fmt: skip
+    if not seen:
+        raise SeqhandError(
+            f"no sequence was evaluated{f' ({len(skipped)} damaged, skipped)' if skipped else ''}"
+        )
     label = rec["model_spec"]["name"] + (" (per-frame)" if args.per_frame else "")
     extra = {"checkpoint": str(args.checkpoint), "per_frame": args.per_frame}
     if args.dataset == "stb":
         extra["stb_view"] = args.stb_view
+    if skipped is not None:
+        extra["skipped_samples"] = skipped
     m = write_report(acc, args.out, dataset=args.dataset, label=label, extra=extra, view=view)
+    if skipped:
+        print(f"skipped {len(skipped)} damaged shards/samples (named in metrics.json): "
+              f"{skipped[0]}{' ...' if len(skipped) > 1 else ''}")  # fmt: skip
     print(f"{args.dataset}" + (f" ({args.stb_view})" if args.dataset == "stb" else "") + ":")
     for line in summary_lines(m):
         print(f"  {line}")

@@ -70,6 +70,13 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_generate)
 
+    c = sub.add_parser("verify", help="check every shard of a dataset against its manifest "
+                       "(sha256, sample counts)")  # fmt: skip
+    c.add_argument("root", help="dataset folder")
+    c.add_argument("--decode", action="store_true",
+                   help="also decode every sample (frames, masks, annotations)")  # fmt: skip
+    c.set_defaults(func=_verify)
+
     v = sub.add_parser("preview", help="write preview.gif and contact_sheet.png of a dataset")
     v.add_argument("root", help="dataset folder")
     v.add_argument("--out", help="where to write (default: the dataset folder)")
@@ -94,6 +101,32 @@ def _generate(args) -> int:
     counts = ", ".join(f"{k}: {v['num_sequences']} sequences in {len(v['shards'])} shards"
                        for k, v in m["splits"].items())  # fmt: skip
     print(f"wrote {args.out} ({counts}; {cfg.frames} frames of {cfg.image_size}x{cfg.image_size})")
+    return 0
+
+
+def _verify(args) -> int:
+    import sys
+
+    from seqhand.data.seqhand_dataset import SeqHandShards
+    from seqhand.data.shards import ShardError, read_manifest, verify_dataset
+
+    problems = verify_dataset(args.root)
+    m = read_manifest(args.root)
+    if not problems and args.decode:
+        for split in m["splits"]:
+            stream = SeqHandShards(args.root, split, rank=0, world_size=1, on_error="skip")
+            for _ in stream:
+                pass
+            problems += [f"{args.root}/{s}" for s in stream.skipped]
+    for p in problems[1:]:
+        print(p, file=sys.stderr)
+    if problems:
+        raise ShardError(f"{problems[0]}" + (f" (+{len(problems) - 1} more problems above)"
+                                             if len(problems) > 1 else ""))  # fmt: skip
+    n = sum(len(s["shards"]) for s in m["splits"].values())
+    seqs = sum(s["num_sequences"] for s in m["splits"].values())
+    print(f"ok: {n} shards, {seqs} sequences match the manifest (sha256 and counts"
+          f"{', every sample decoded' if args.decode else ''})")  # fmt: skip
     return 0
 
 

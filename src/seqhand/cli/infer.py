@@ -129,6 +129,12 @@ def _infer(args) -> int:
         raise SeqhandError(
             "give the input: video files, folders of frames or of videos, or --webcam N"
         )
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise SeqhandError(f"--out {args.out}: a file is in the way; give a folder")
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise SeqhandError(f"--fps must be a frame rate in (0, 1000], got {args.fps}")
+    if args.threads is not None and args.threads < 1:
+        raise SeqhandError(f"--threads must be >= 1, got {args.threads}")
     # everything a user can get wrong is checked before anything slow starts
     if args.box:
         parse_box(args.box)

@@ -174,6 +174,11 @@ def _build(args) -> int:
                 side=args.side,
                 scale_to=args.scale_to,
             )
+    if len(bank) == 0:
+        raise SeqhandError(
+            f"{args.input or args.source}: no usable pose (empty input, or every pose has a "
+            "non-finite joint); nothing written"
+        )
     out = bank.save(args.out)
     stats = bank_summary(bank)
     stats_path = Path(args.stats) if args.stats else out.with_suffix(".json")

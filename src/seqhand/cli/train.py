@@ -25,6 +25,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train SeqHAND-Net (or a Table 2 variant) on SeqHAND shards")
     _common(p)
     p.add_argument("--data", default=None, help="dataset folder (overrides data.root)")
+    p.add_argument("--verify-data", action="store_true",
+                   help="check every shard's sha256 and count first (data.verify=true)")  # fmt: skip
     p.set_defaults(func=_train)
 
     f = sub.add_parser("finetune", help="fine-tune a trained model on real images (Eq. 15)")
@@ -56,9 +58,11 @@ def _train(args) -> int:
     from seqhand.training.run import train
 
     overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.root={args.data}")
+    if args.verify_data:
+        overrides.append("data.verify=true")
     cfg = load_config(args.config, overrides)
+    if args.data:  # a path, not YAML (a folder named 123 or yes stays a string)
+        cfg.setdefault("data", {})["root"] = str(args.data)
     summary = train(cfg, Path(args.out), resume=args.resume, devices=args.devices,
                     num_nodes=args.num_nodes, progress=not args.no_progress)  # fmt: skip
     _print_summary(summary, args.out)

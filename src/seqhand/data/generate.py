@@ -6,14 +6,22 @@ configuration and its sequence indices: the flows of sequence ``i`` of a split c
 ``SeedSequence((seed, split id, i))``. So the bytes do not depend on the number of workers or
 on the engine (in-process, a Dask ``LocalCluster``, or a Dask scheduler on a cluster).
 
-Shards are written atomically (``*.tmp`` then rename) and skipped when they already exist, so a
-killed run resumes; ``manifest.json`` (config, seed, counts, per-shard sha256) is written last,
-only when every shard is there. A folder without it is not a dataset (readers refuse it).
+Shards are written atomically (a uniquely named temp file, then rename) and skipped when they
+already exist, so a killed run resumes; ``manifest.json`` (config, seed, counts, per-shard
+sha256) is written last, only when every shard is there. A folder without it is not a dataset
+(readers refuse it).
+
+Before the first shard the folder records the config in ``manifest.provisional.json``: a re-run
+with another config is refused, naming the difference, so one folder never mixes two datasets.
+One ``generate`` at a time writes a folder (an advisory lock on ``.seqhand-generate.lock``,
+released by the system when the process ends, even by kill -9).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -37,6 +45,11 @@ from seqhand.errors import SeqhandError
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 _SPLIT_SEED_OFFSET = {"train": 0, "test": 1_000_003}
+PROVISIONAL = "manifest.provisional.json"
+LOCK = ".seqhand-generate.lock"
+MAX_IMAGE_SIZE = 2048  # a 10-frame sequence at 2048 px is 126 MB of pixels per sample
+MAX_FRAMES = 1000
+SCHEDULER_TIMEOUT = "30s"  # how long to wait for a --scheduler to answer (Dask default)
 
 
 @dataclasses.dataclass
@@ -94,10 +107,29 @@ class GenerateConfig:
     render_pose: str = "pca"
 
     def validate(self) -> GenerateConfig:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) and f.type in ("int", "float", "float | None"):
+                raise SeqhandError(f"{f.name} must be a number, got {v!r}")
         if self.num_train < 0 or self.num_test < 0 or self.num_train + self.num_test == 0:
             raise SeqhandError("need at least one sequence (num_train + num_test > 0)")
-        if self.frames < 1 or self.image_size < 16 or self.shard_size < 1:
-            raise SeqhandError("frames >= 1, image_size >= 16 and shard_size >= 1 are required")
+        if not (1 <= self.frames <= MAX_FRAMES) or self.shard_size < 1:
+            raise SeqhandError(f"frames must be 1..{MAX_FRAMES} and shard_size >= 1, got "
+                               f"{self.frames} and {self.shard_size}")  # fmt: skip
+        if not 16 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise SeqhandError(
+                f"image_size must be 16..{MAX_IMAGE_SIZE} pixels, got {self.image_size}"
+            )
+        if self.seed < 0 or self.bank_seed < 0:
+            raise SeqhandError(
+                f"seeds must be >= 0, got seed {self.seed}, bank_seed {self.bank_seed}"
+            )
+        if self.bank_size < 1 or self.num_templates < 1 or self.supersample < 1:
+            raise SeqhandError("bank_size, num_templates and supersample must be >= 1")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise SeqhandError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
+        if self.alpha is not None and not 0 < self.alpha <= 1:
+            raise SeqhandError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.image_format not in ("jpg", "png"):
             raise SeqhandError(f"image_format must be jpg or png, got {self.image_format!r}")
         if self.views not in ("authors", "seqhand"):
@@ -112,12 +144,31 @@ class GenerateConfig:
             v = getattr(self, name)
             if v not in (None, "builtin") and not Path(v).exists():
                 raise SeqhandError(f"--{name.replace('_', '-')} {v}: no such file or folder")
+        if self.poses:
+            _check_bank_file(Path(self.poses))
         return self
 
     def key(self) -> str:
         """A digest of everything that changes the bytes (worker caches use it)."""
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
                               ).hexdigest()[:16]  # fmt: skip
+
+
+def _check_bank_file(path: Path) -> None:
+    """A pose bank is an ``.npz`` with ``joints`` and ``meta`` (checked without loading it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SeqhandError(
+            f"--poses {path}: not a pose bank .npz ({e}); make one with `seqhand poses build "
+            "--source array --input FILE`"
+        ) from None
+    if not {"joints.npy", "meta.npy"} <= names:
+        raise SeqhandError(f"--poses {path}: not a pose bank (arrays {sorted(names)}; expected "
+                           "joints and meta from `seqhand poses build`)")  # fmt: skip
 
 
 PRESETS: dict[str, dict] = {
@@ -252,6 +303,57 @@ def shard_tasks(cfg: GenerateConfig) -> list[tuple[str, int, int, int]]:
     return tasks
 
 
+def config_difference(old: dict, new: dict) -> list[str]:
+    """``["seed: 0 in the folder, 7 asked", ...]`` for the fields that differ."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
+        if a != b:
+            out.append(f"{k}: {a!r} in the folder, {b!r} asked")
+    return out
+
+
+def _refuse_other_config(out: Path, what: str, old: dict | None, new: dict) -> None:
+    diff = config_difference(old or {}, new) if isinstance(old, dict) else ["(unreadable)"]
+    if diff:
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise SeqhandError(
+            f"{out} already holds {what} made with another config ({shown}); re-run with the same "
+            "options to resume, or choose another --out"
+        )
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path):
+    """Hold ``out/.seqhand-generate.lock`` (one writer at a time) for the ``with`` block."""
+    path = out / LOCK
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            raise SeqhandError(
+                f"{out} is being written by another `seqhand generate` (pid {pid}); wait for "
+                "it to finish or choose another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -272,17 +374,40 @@ def generate(cfg: GenerateConfig, out: str | os.PathLike, *, workers: int = 1,
         scheduler: address of an existing Dask scheduler (``tcp://host:8786``); overrides
             ``workers``.
     """
-    from tqdm.auto import tqdm
-
     cfg.validate()
     out = Path(out)
     _check_writable(out)
+    with writer_lock(out):
+        return _generate_locked(cfg, out, workers, scheduler, progress)
+
+
+def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: str | None,
+                     progress: bool) -> dict:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    want = dataclasses.asdict(cfg)
     existing = out / "manifest.json"
     if existing.is_file():
-        old = json.loads(existing.read_text())
-        if old.get("config") != dataclasses.asdict(cfg):
-            raise SeqhandError(f"{out} already holds a different dataset; choose another --out")
+        old = _read_json(existing)
+        _refuse_other_config(out, "a different dataset", (old or {}).get("config"), want)
         return old
+    provisional = out / PROVISIONAL
+    shards_there = any(out.glob("*.tar"))
+    if provisional.is_file() and shards_there:
+        _refuse_other_config(out, "an unfinished, different dataset",
+                             (_read_json(provisional) or {}).get("config"), want)  # fmt: skip
+    else:  # no shard yet (e.g. a run that stopped on a bad option): nothing can mix
+        strays = sorted(p.name for p in out.glob("*.tar"))
+        if strays:
+            raise SeqhandError(
+                f"{out} holds shards ({strays[0]}, ...) but no record of the config that made "
+                "them; choose another --out (or delete them)"
+            )
+        write_manifest(out, {"format": "seqhand-dataset-provisional",
+                             "schema_version": SCHEMA_VERSION, "config": want},
+                       name=PROVISIONAL)  # fmt: skip
+    for stale in [*out.glob(".*.tmp"), *out.glob("*.tar.tmp")]:  # temp files of killed runs
+        stale.unlink(missing_ok=True)
     t0 = time.time()
     bank_file = str(ensure_bank(cfg, out, progress))
     tasks = shard_tasks(cfg)
@@ -299,7 +424,15 @@ def generate(cfg: GenerateConfig, out: str | os.PathLike, *, workers: int = 1,
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
-        client = Client(scheduler or cluster)
+        try:
+            client = Client(scheduler or cluster, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            if cluster is not None:
+                cluster.close()
+            raise SeqhandError(
+                f"--scheduler {scheduler}: no Dask scheduler answered ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:160]})"
+            ) from None
         try:
             futs = {client.submit(run_shard, cfg, str(out), bank_file, *t, pure=False): t
                     for t in tasks}  # fmt: skip

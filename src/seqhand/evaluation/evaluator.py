@@ -47,13 +47,22 @@ class EvalFrame:
 
 
 def generated_sequences(root, split: str = "test", image_size: int = 224,
-                        limit: int | None = None) -> Iterator[tuple[str, list[EvalFrame]]]:  # fmt: skip
-    """The generated SeqHAND test split as evaluation sequences (ground truth camera-aligned)."""
+                        limit: int | None = None, *, verify: bool = False,
+                        skipped: list[str] | None = None) -> Iterator[tuple[str, list[EvalFrame]]]:  # fmt: skip
+    """The generated SeqHAND test split as evaluation sequences (ground truth camera-aligned).
+
+    ``verify``: check the split's shards against the manifest first. ``skipped``: a list to
+    skip damaged shards / samples into (named there); None: a damaged one is an error.
+    """
     from scipy.spatial.transform import Rotation
 
     from seqhand.data.seqhand_dataset import SeqHandShards
 
-    for k, s in enumerate(SeqHandShards(root, split, rank=0, world_size=1)):
+    stream = SeqHandShards(root, split, rank=0, world_size=1, verify=verify,
+                           on_error="raise" if skipped is None else "skip")  # fmt: skip
+    if skipped is not None:
+        stream.skipped = skipped
+    for k, s in enumerate(stream):
         if limit is not None and k >= limit:
             break
         ann, frames = s["ann"], s["frames"]

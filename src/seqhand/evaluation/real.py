@@ -135,6 +135,7 @@ def eval_frames(samples: list[RealSample], image_size: int, *,
     frames = []
     for s, c in zip(samples, crops):
         valid = np.asarray(s.joint_valid, dtype=bool).copy()
+        valid &= np.isfinite(s.joints3d).all(-1)  # a NaN is a missing joint, never a 0
         j3 = np.where(valid[:, None], np.nan_to_num(s.joints3d), 0.0)
         j2 = None
         if s.joints2d is not None:

@@ -122,6 +122,19 @@ def _probe(model: nn.Module, image_size: int) -> tuple[Any, list[dict]]:
     return treedef, layout
 
 
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of a model's state dict (names, dtypes, shapes, bytes): recorded in an export so
+    a predictor can tell whether an ``.onnx`` file came from the checkpoint it was given."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike | None,
@@ -197,6 +210,7 @@ def export_onnx(
         "state": layout,
         "input": "frame (B, 3, S, S) float32 RGB in [0, 1]",
         "quantized": "convlstm-int8-dynamic" if quantize_recurrent else None,
+        "weights_sha256": weights_digest(model),
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = "seqhand", json.dumps(meta)
@@ -204,10 +218,16 @@ def export_onnx(
     if path is None:
         return data
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if path.is_dir():
+        raise ExportError(f"{path}: a folder is in the way; give a file name such as model.onnx")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: cannot write the ONNX file ({e.strerror or e})") from None
     return path
 
 

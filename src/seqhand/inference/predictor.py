@@ -197,6 +197,31 @@ def make_engine(model: Any, runtime: str = "torch", device: str = "cpu", **kw: A
     raise PredictorError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
 
 
+def _check_onnx_origin(engine, model, rec: dict, onnx, checkpoint) -> None:
+    """Warn when an ``.onnx`` file was not exported from ``checkpoint`` (the ONNX graph is what
+    runs; the checkpoint only gave the image size and hand model)."""
+    import logging
+
+    from seqhand.inference.export import weights_digest
+
+    log = logging.getLogger("seqhand.infer")
+    meta = getattr(engine, "meta", {}) or {}
+    recorded = meta.get("weights_sha256")
+    if recorded is not None:
+        if recorded != weights_digest(model):
+            log.warning("%s was exported from other weights than %s: the ONNX model runs, "
+                        "not the checkpoint", onnx, checkpoint)  # fmt: skip
+    elif meta.get("model_spec") not in (None, rec.get("model_spec")):
+        log.warning("%s holds model %s but %s is %s: the ONNX model runs, not the checkpoint",
+                    onnx, meta.get("model_spec"), checkpoint, rec.get("model_spec"))  # fmt: skip
+    else:
+        log.warning("%s records no weights digest (exported by an older seqhand): cannot check "
+                    "that it comes from %s", onnx, checkpoint)  # fmt: skip
+    if meta.get("hand_model") not in (None, rec.get("hand_model") or "builtin"):
+        log.warning("%s was exported for hand model %s, the checkpoint uses %s", onnx,
+                    meta.get("hand_model"), rec.get("hand_model"))  # fmt: skip
+
+
 class Predictor:
     """Streaming 3D hand pose and shape from video frames (module docstring).
 
@@ -308,7 +333,10 @@ class Predictor:
         hand = kwargs.pop("hand_layer", None) or rec.get("hand_model") or "builtin"
         size = kwargs.pop("image_size", None) or int(rec.get("image_size", 224))
         src = onnx if (runtime == "onnx" and onnx is not None) else model
-        return cls(src, hand, runtime=runtime, image_size=size, **kwargs)
+        pred = cls(src, hand, runtime=runtime, image_size=size, **kwargs)
+        if src is onnx and onnx is not None:
+            _check_onnx_origin(pred.engine, model, rec, onnx, checkpoint)
+        return pred
 
     # -- streaming ---------------------------------------------------------------------------
     def reset(self) -> None:

@@ -90,12 +90,29 @@ class FolderSource(FrameSource):
         for k, path in enumerate(self.files):
             try:
                 with Image.open(path) as im:
-                    frame = np.asarray(im.convert("RGB"))
+                    frame = rgb8(im)
             except (OSError, UnidentifiedImageError, ValueError) as e:
                 self.problems.append(f"frame {k} ({path.name}): unreadable image ({e})")
                 frame = None
             self.frames_read += 1
             yield k, frame
+
+
+def rgb8(im: Image.Image) -> np.ndarray:
+    """An image as ``(H, W, 3)`` uint8 RGB, scaling deep images by their range instead of
+    clipping them (PIL's ``convert("RGB")`` turns 16-bit frames white and [0, 1] floats black):
+    16-bit integers / 257, integers above 255 by the 16-bit range, floats in [0, 1] x 255."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        if im.mode == "F":
+            a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
+            if a.size and a.min() >= 0.0 and a.max() <= 1.0:
+                a = a * 255.0
+        elif im.mode.startswith("I;16") or (a.size and a.max() > 255):
+            a = a / 257.0
+        g = np.clip(np.round(a), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=-1)
+    return np.asarray(im.convert("RGB"))
 
 
 class VideoSource(FrameSource):

@@ -7,6 +7,7 @@ Outputs in ``out_dir``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckp
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import torch
 from seqhand.config import save_config
 from seqhand.errors import SeqhandError
 from seqhand.training.batch import sequence_item
-from seqhand.training.checkpoint import load_model, save_model
+from seqhand.training.checkpoint import CheckpointError, load_model, safe_load, save_model
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,61 @@ class SequenceTransform:
         return sequence_item(sample, self.image_size, self.with_mask)
 
 
-def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True):
+def _history_csv_logger(out_dir: Path, keep_before_step: int):
+    """Lightning's CSV logger, except that an existing ``logs/metrics.csv`` keeps its history.
+
+    Lightning deletes the file when its writer starts. Here a resumed run keeps the rows of
+    the steps before ``keep_before_step`` (the resumed checkpoint's step; later rows belong to
+    steps that run again and are logged again) and appends; a fresh run starts a new file.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+    from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+    class _Writer(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:  # the old file is handled below instead
+            path = Path(self.metrics_file_path)
+            if not path.is_file():
+                return
+            if keep_before_step <= 0:
+                path.unlink()
+                return
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = list(reader.fieldnames or [])
+                rows = [r for r in reader if _step_of(r) < keep_before_step]
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=header)
+                w.writeheader()
+                w.writerows(rows)
+            os.replace(tmp, path)
+            self.metrics_keys = sorted(header)
+
+    class _HistoryCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self):
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = _Writer(log_dir=self.log_dir)
+            return self._experiment
+
+    return _HistoryCSVLogger(out_dir, name="logs", version="")
+
+
+def _step_of(row: dict) -> float:
+    try:
+        return float(row.get("step") or "inf")
+    except ValueError:
+        return float("inf")
+
+
+def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True,
+             start_step: int = 0):  # fmt: skip
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     t = cfg["trainer"]
     devices = int(devices if devices is not None else t.get("devices", 1))
@@ -56,7 +108,11 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         precision = "32-true"
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=-1,
                            every_n_train_steps=int(t.get("ckpt_every_n_steps", 1000)),
-                           filename="step{step:07d}", auto_insert_metric_name=False)  # fmt: skip
+                           filename="step{step:07d}", auto_insert_metric_name=False,
+                           enable_version_counter=False)  # fmt: skip
+    # enable_version_counter=False: a run folder that was copied or moved overwrites its own
+    # last.ckpt instead of writing last-v1.ckpt beside a stale last.ckpt that the next
+    # --resume would read.
     val_every = int(t.get("val_every_n_steps", 1000))
     return L.Trainer(
         max_steps=int(t["max_steps"]),
@@ -67,7 +123,7 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         strategy=strategy,
         precision=precision,
         logger=[
-            CSVLogger(out_dir, name="logs", version=""),
+            _history_csv_logger(out_dir, start_step),
             TensorBoardLogger(out_dir, name="logs", version=""),
         ],  # fmt: skip
         callbacks=[ckpt],
@@ -99,9 +155,15 @@ def _datasets(cfg: dict, out_dir: Path):
         raise SeqhandError(f"data.source must be shards or online, got {source!r}")
     val_split = d.get("val_split")
     have_shards = bool(d.get("root")) and (Path(d["root"]) / "manifest.json").is_file()
+    check = bool(d.get("verify", False))
     if source == "shards":
-        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf)
-        return train_set, SeqHandIndexed(d["root"], val_split, transform=tf) if val_split else None
+        if not d.get("root"):
+            raise SeqhandError("no training data: give --data DIR (or set data.root)")
+        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf,
+                                   verify=check)  # fmt: skip
+        val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
+                   if val_split else None)  # fmt: skip
+        return train_set, val_set
     from seqhand.data.generate import preset
     from seqhand.data.online import OnlineSequences
 
@@ -113,10 +175,29 @@ def _datasets(cfg: dict, out_dir: Path):
     if not val_split:
         return train_set, None
     if have_shards:
-        return train_set, SeqHandIndexed(d["root"], val_split, transform=tf)
+        return train_set, SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
     nval = int(d.get("val_sequences", 32))
     return train_set, OnlineSequences(gcfg, "test", num_sequences=nval, cache_dir=out_dir,
                                       transform=tf)  # fmt: skip
+def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int, dict | None]:
+    """The checkpoint to resume from (``"last"``: the run's own ``last.ckpt``) after checking,
+    safely, that it is a ``seqhand train`` checkpoint; returns ``(path or None, its step, its
+    model spec)``."""
+    if not resume:
+        return None, 0, None
+    if resume == "last":
+        resume = str(out_dir / "checkpoints" / "last.ckpt")
+        if not Path(resume).is_file():
+            raise SeqhandError(f"{out_dir}: no checkpoints/last.ckpt to resume from")
+    ck = safe_load(resume)
+    if not (isinstance(ck, dict) and "seqhand" in ck and isinstance(ck.get("global_step"), int)
+            and "loops" in ck and "optimizer_states" in ck):  # fmt: skip
+        raise CheckpointError(
+            f"{resume}: not a training checkpoint of seqhand train/finetune (a model.pt cannot "
+            "be resumed: use it with finetune --checkpoint)"
+        )
+    spec = ck["seqhand"].get("model_spec") if isinstance(ck["seqhand"], dict) else None
+    return str(resume), int(ck["global_step"]), spec
 
 
 def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
@@ -138,6 +219,9 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
     from seqhand.training.module import SeqHandDataModule, SeqHandModule
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeqhandError(f"--out {out_dir}: a file is in the way; give a folder for the run")
+    resume, start_step, resume_spec = check_resume(resume, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
     L.seed_everything(int(cfg["trainer"].get("seed", 0)), workers=True, verbose=False)
@@ -149,22 +233,23 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
         model, _ = load_model(init_checkpoint)
         model.train()
     module = SeqHandModule(cfg, model=model)
+    if resume and resume_spec is not None and resume_spec != module.model.spec:
+        raise CheckpointError(
+            f"{resume}: holds model {resume_spec} but the config builds {module.model.spec}; "
+            "resume with the run's own config.yaml (--config)"
+        )
     dm = SeqHandDataModule(train_set, val_set, cfg)
-    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress)
-    if resume == "last":
-        resume = str(out_dir / "checkpoints" / "last.ckpt")
-    if resume and not Path(resume).is_file():
-        raise SeqhandError(f"{resume}: no checkpoint to resume from")
+    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress, start_step)
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
     elapsed = time.time() - t0
     steps = int(trainer.global_step)
     last = out_dir / "checkpoints" / "last.ckpt"
     if steps == 0 and last.is_file():  # DDP spawn: the loops ran in the workers, not here
-        ck = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+        ck = safe_load(last)
         steps = int(ck.get("global_step", 0))
     summary = {
         "steps": steps,

@@ -4,6 +4,12 @@ Sample stream position ``p = (k * world + rank) * B + j`` for the j-th item of s
 epoch ``e = p // N``; the index is ``perm_e[p % N]`` with ``perm_e`` a permutation drawn from
 ``(seed, e)``. Restarting at step k therefore continues exactly where the run left off, with any
 number of DataLoader workers, and ranks never overlap within an epoch.
+
+For Lightning the whole run is one epoch of ``max_steps`` batches, and ``len()`` says so whatever
+``start_step`` is: on resume Lightning restores its in-epoch batch counter (= the global step),
+so the loader must still count ``max_steps`` batches, of which it yields the last
+``max_steps - start_step``. (A length that shrank with the start step ended the epoch early
+and replayed batches after any resume before ``max_steps / 2``.)
 """
 
 from __future__ import annotations
@@ -39,4 +45,5 @@ class StepSampler(Sampler[int]):
             yield from self.indices_for_step(k)
 
     def __len__(self) -> int:
-        return max(0, self.stop - self.start) * self.b
+        """Items of the whole run (steps ``0 .. max_steps-1``), independent of ``start_step``."""
+        return max(0, self.stop) * self.b
