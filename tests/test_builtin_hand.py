@@ -82,7 +82,9 @@ def test_cache_equals_regeneration():
     fresh = bi.generate_builtin_asset()
     for field in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights",
                   "kintree_table", "hands_components", "hands_mean", "tip_vertex_ids"):  # fmt: skip
-        np.testing.assert_allclose(getattr(cached, field), getattr(fresh, field), atol=1e-12)
+        # 1e-8: the regressor weights are solved numerically; a fresh build on an AVX2-only
+        # machine differs from the packaged one by up to 4e-10
+        np.testing.assert_allclose(getattr(cached, field), getattr(fresh, field), atol=1e-8)
     assert bi.builtin_asset() is bi.builtin_asset()  # computed once per process
 
 

@@ -1,7 +1,7 @@
 """Make docs/img/learning_curve.png from training runs' logs (validation 3D error and the
 training loss over steps):
 
-    python docs/img/learning_curve_figure.py RUN_DIR [RUN_DIR ...] [--labels a,b] [--out PNG]
+    python docs/img/learning_curve_figure.py RUN_DIR [RUN_DIR ...] [--labels "a|b"] [--out PNG]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--labels", default=None)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "learning_curve.png"))
     args = ap.parse_args()
-    labels = args.labels.split(",") if args.labels else [Path(r).name for r in args.runs]
+    labels = args.labels.split("|") if args.labels else [Path(r).name for r in args.runs]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
     for run, label in zip(args.runs, labels):
         vs, v, ts, t = read_log(Path(run))

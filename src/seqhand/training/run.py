@@ -7,7 +7,6 @@ Outputs in ``out_dir``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.ckp
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -36,53 +35,12 @@ class SequenceTransform:
 
 
 def _history_csv_logger(out_dir: Path, keep_before_step: int):
-    """Lightning's CSV logger, except that an existing ``logs/metrics.csv`` keeps its history.
+    """Lightning's CSV logger, except that an existing ``logs/metrics.csv`` keeps its history
+    (:class:`seqhand.training.csvlog.HistoryCSVLogger`; a module-level class, so that DDP's
+    spawned processes can unpickle it)."""
+    from seqhand.training.csvlog import HistoryCSVLogger
 
-    Lightning deletes the file when its writer starts. Here a resumed run keeps the rows of
-    the steps before ``keep_before_step`` (the resumed checkpoint's step; later rows belong to
-    steps that run again and are logged again) and appends; a fresh run starts a new file.
-    """
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-    from lightning.pytorch.loggers.logger import rank_zero_experiment
-
-    class _Writer(ExperimentWriter):
-        def _check_log_dir_exists(self) -> None:  # the old file is handled below instead
-            path = Path(self.metrics_file_path)
-            if not path.is_file():
-                return
-            if keep_before_step <= 0:
-                path.unlink()
-                return
-            with open(path, newline="") as fh:
-                reader = csv.DictReader(fh)
-                header = list(reader.fieldnames or [])
-                rows = [r for r in reader if _step_of(r) < keep_before_step]
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=header)
-                w.writeheader()
-                w.writerows(rows)
-            os.replace(tmp, path)
-            self.metrics_keys = sorted(header)
-
-    class _HistoryCSVLogger(CSVLogger):
-        @property
-        @rank_zero_experiment
-        def experiment(self):
-            if self._experiment is None:
-                self._fs.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = _Writer(log_dir=self.log_dir)
-            return self._experiment
-
-    return _HistoryCSVLogger(out_dir, name="logs", version="")
-
-
-def _step_of(row: dict) -> float:
-    try:
-        return float(row.get("step") or "inf")
-    except ValueError:
-        return float("inf")
+    return HistoryCSVLogger(out_dir, keep_before_step)
 
 
 def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True,
@@ -179,6 +137,8 @@ def _datasets(cfg: dict, out_dir: Path):
     nval = int(d.get("val_sequences", 32))
     return train_set, OnlineSequences(gcfg, "test", num_sequences=nval, cache_dir=out_dir,
                                       transform=tf)  # fmt: skip
+
+
 def check_resume(resume: str | None, out_dir: Path) -> tuple[str | None, int, dict | None]:
     """The checkpoint to resume from (``"last"``: the run's own ``last.ckpt``) after checking,
     safely, that it is a ``seqhand train`` checkpoint; returns ``(path or None, its step, its
