@@ -105,15 +105,16 @@ def test_infer_cli_with_the_detector(video, tmp_path, capsys):
     summ = json.loads((out / "summary.json").read_text())
     assert summ["complete"]
 
-    # tracking between detections, re-detecting every 3rd frame (a random model's joints
-    # carry the box in between): the detector's confidence marks the frames it boxed
+    # tracking between detections, re-detecting every 3rd frame (and whenever the presence check
+    # drops a tracked box - with a random model that is often): the detector's score marks the
+    # frames it boxed, and --side left wins over MediaPipe's "right" on every hand
     out2 = tmp_path / "out2"
     code = main(["infer", str(folder), "--checkpoint", str(ck), "--out", str(out2),
                  "--detector", "mediapipe", "--redetect", "3", "--side", "left", "--no-video",
                  "--no-progress"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    res2 = load_results(out2)
-    detected = np.isfinite(res2["confidence"])
-    assert detected[0] and not detected[1] and not detected[2]
-    assert detected[3::3].sum() >= len(detected[3::3]) // 2
-    assert res2["left"][res2["found"]].all()  # --side left wins over MediaPipe's "right"
+    hands2 = load_results(out2)["hands"]
+    first = hands2[min(hands2)]
+    assert np.isfinite(first["detector_score"][0]) and first["found"][0]
+    for h in hands2.values():
+        assert h["left"][h["found"]].all()
