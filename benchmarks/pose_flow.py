@@ -150,8 +150,10 @@ def main() -> None:
     t4 = time.perf_counter()
     n_checked, same, rc = rec.check(bank, args.check_queries)
     t_bf = (time.perf_counter() - t4) / max(1, n_checked)
-    print(f"exact check   : {n_checked} real queries (with and without exclusions), identical "
-          f"to brute force: {same:.4f}, recall {rc:.4f} (brute force {t_bf * 1e3:.1f} ms/query)")
+    print(
+        f"exact check   : {n_checked} real queries (with and without exclusions), identical "
+        f"to brute force: {same:.4f}, recall {rc:.4f} (brute force {t_bf * 1e3:.1f} ms/query)"
+    )
 
     ids, _ = flow_randoms(args.seed, np.arange(n_flows), len(bank))
     stats = flow_statistics(bank.flat, flows.bank_indices, ids[:, 1])

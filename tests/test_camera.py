@@ -31,7 +31,7 @@ def pinhole_scene(focal, depth, seed=0, n=4):
     layer = hand_layer()
     cam = PinholeCamera.for_frame(H, W, focal)
     frames, joints, verts, params = [], [], [], []
-    for k in range(n):
+    for _ in range(n):
         pca = torch.as_tensor(rng.normal(size=(1, 10)) * 0.6, dtype=torch.float32)
         beta = torch.as_tensor(rng.normal(size=(1, 10)) * 0.5, dtype=torch.float32)
         rot = np.array([0.2, 0.3, 2.8]) + rng.normal(size=3) * 0.3
