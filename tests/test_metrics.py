@@ -314,3 +314,21 @@ def test_curve_from_accumulator_output(tmp_path):
     np.testing.assert_array_equal(y, (t >= np.sqrt(3) * 12).astype(float))
     assert curve_from_metrics(res, "toy", "paper")[1].tolist() == [20, 25, 30, 35, 40, 45, 50]
     assert plot_pck([(label, t, y)], tmp_path / "c.png").is_file()
+
+
+def test_2d_auc_over_pixel_thresholds():
+    """2D PCK/AUC over 0-20 crop pixels (hand3d's AUC definition, here in pixels): a 2D
+    prediction 5.5 px off on every joint is correct from the 6 px threshold on."""
+    from seqhand.evaluation.accumulator import PCK2D_THRESHOLDS_PX, MetricAccumulator
+
+    rng = np.random.default_rng(0)
+    gt3 = rng.normal(size=(4, 21, 3)) * 0.05
+    gt2 = rng.uniform(10, 90, size=(4, 21, 2))
+    acc = MetricAccumulator(alignment="root")
+    acc.process(gt3, gt3, np.ones((4, 21), bool), sequence_ids=[0] * 4, frame_indices=[0, 1, 2, 3],
+                pred_joints2d=gt2 + np.array([3.3, 4.4]), gt_joints2d=gt2)  # fmt: skip
+    m = acc.evaluate()
+    t = PCK2D_THRESHOLDS_PX
+    want_curve = (t >= 5.5).astype(float)
+    np.testing.assert_allclose(m["pck2d"]["curve"], want_curve)
+    np.testing.assert_allclose(m["auc2d"], np.trapezoid(want_curve, t) / (t[-1] - t[0]))

@@ -54,6 +54,10 @@ def _clean(x):
     return x
 
 
+PCK2D_THRESHOLDS_PX = np.linspace(0.0, 20.0, 21)
+"""2D PCK thresholds, pixels of the crop (our choice: the paper does not state its own)."""
+
+
 class MetricAccumulator:
     """Accumulate predictions frame by frame and report the benchmark metrics.
 
@@ -329,6 +333,11 @@ class MetricAccumulator:
             e2 = np.stack([self._err2d[i] for i in have2d])
             m2, md2 = M.epe_from_errors(e2, valid[have2d], self.epe_reduction)
             out["epe2d_mean_px"], out["epe2d_median_px"] = m2, md2
+            # 2D PCK / AUC (the paper's Table 2 reports one without its thresholds): the same
+            # EvalUtil definition over PCK2D_THRESHOLDS_PX crop pixels
+            pck2 = M.pck_from_errors(e2, valid[have2d], PCK2D_THRESHOLDS_PX).to_dict()
+            pck2["thresholds_px"] = pck2.pop("thresholds_mm")
+            out["pck2d"], out["auc2d"] = pck2, pck2["auc"]
         if self._mesh:
             for k in self._mesh[0]:
                 out[k if k.startswith(("f@", "pa_f@")) else f"{k}_mm"] = float(

@@ -173,7 +173,8 @@ def summary_lines(m: dict) -> list[str]:
     ]
     if "epe2d_mean_px" in m:
         lines.append(
-            f"EPE2D {f(m.get('epe2d_mean_px'))} px [crop pixels, {pr.get('epe_reduction')}]"
+            f"EPE2D {f(m.get('epe2d_mean_px'))} px [crop pixels, {pr.get('epe_reduction')}], "
+            f"AUC2D {f(m.get('auc2d'), '.3f')} [PCK 0-20 crop px, 21 thresholds]"
         )
     if "mpvpe_mm" in m:
         lines.append(f"mesh error {f(m['mpvpe_mm'])} mm [alignment={pr.get('alignment')}], "
