@@ -66,7 +66,7 @@ class GenerateConfig:
             bank of ``bank_size`` poses (seed ``bank_seed``).
         backgrounds: a folder of images (e.g. VOC2012 JPEGImages) or None (procedural).
         templates: a folder of OBJ colour templates or None (``num_templates`` built-in).
-        alpha: Eq. 6 update size (None: the flow module's default).
+        alpha: Eq. 6 update size (None: the flow module's default, recorded as its value).
         literal_flows: Eq. 7 as written (see :class:`seqhand.synth.flow.FlowConfig`).
         theta_source: ``"encoder"`` (the paper: joints -> theta MLP) or ``"bank"`` (the true
             parameters stored in a prior bank).
@@ -106,6 +106,12 @@ class GenerateConfig:
     ego_fraction: float = 0.2
     render_pose: str = "pca"
 
+    def __post_init__(self) -> None:
+        if self.alpha is None:  # record the value used (the manifest shows it)
+            from seqhand.synth.flow import DEFAULT_ALPHA
+
+            self.alpha = DEFAULT_ALPHA
+
     def validate(self) -> GenerateConfig:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -128,8 +134,9 @@ class GenerateConfig:
             raise SeqhandError("bank_size, num_templates and supersample must be >= 1")
         if not 1 <= self.jpeg_quality <= 100:
             raise SeqhandError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
-        if self.alpha is not None and not 0 < self.alpha <= 1:
-            raise SeqhandError(f"alpha must be in (0, 1], got {self.alpha}")
+        if self.alpha is not None and not 0 < self.alpha < 2 * self.frames:
+            raise SeqhandError(f"alpha must be in (0, 2 x frames) = (0, {2 * self.frames}) for "
+                               f"Eq. 6 to move toward P_final, got {self.alpha}")  # fmt: skip
         if self.image_format not in ("jpg", "png"):
             raise SeqhandError(f"image_format must be jpg or png, got {self.image_format!r}")
         if self.views not in ("authors", "seqhand"):
@@ -186,6 +193,13 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> GenerateConfig:
+    """A named preset with overrides (GenerateConfig fields; ``num_sequences`` is accepted for
+    ``num_train``, as the CLI's ``--num-sequences``)."""
+    if "num_sequences" in overrides:
+        n = overrides.pop("num_sequences")
+        if overrides.get("num_train") is not None and n is not None:
+            raise SeqhandError("give num_sequences or num_train, not both")
+        overrides["num_train"] = overrides.get("num_train") if n is None else n
     if name not in PRESETS:
         raise SeqhandError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
     fields = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
