@@ -62,7 +62,8 @@ def dataset(root: Path, r: dict, num_train: int) -> Path:
     path = root / name
     if not (path / "manifest.json").is_file():
         cfg = preset("demo", views=r["views"], render_pose=r["render_pose"],
-                     ego_fraction=r["ego_fraction"], num_train=num_train)  # fmt: skip
+                     ego_fraction=r["ego_fraction"], num_train=num_train, image_size=128,
+                     shard_size=48)  # fmt: skip  (the demo preset's frames when the table was made)
         generate(cfg, path, workers=2, progress=False)
     return path
 

@@ -3,7 +3,7 @@
 1. a picture sheet of the hand model (built-in; with ``--hand-model`` also that model);
 2. a small SeqHAND dataset (built-in hand, prior pose bank, skins, procedural backgrounds) and
    its preview (GIF + contact sheet);
-3. SeqHAND-Net (a small ResNet + ConvLSTM, the ``tiny`` preset) trained on it (1,500 steps, ~5 min);
+3. SeqHAND-Net (a small ResNet + ConvLSTM, the ``tiny`` preset) trained on it (1,500 steps);
 4. evaluation on the held-out sequences (metrics.json, PCK plot), beside the mean-pose baseline;
 5. a GIF of predictions on held-out sequences beside the ground truth.
 
