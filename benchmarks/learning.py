@@ -61,9 +61,10 @@ def dataset(root: Path, r: dict, num_train: int) -> Path:
     name = f"data-{r['views']}-{r['render_pose']}-{num_train}"
     path = root / name
     if not (path / "manifest.json").is_file():
+        # the demo preset's frames when the table was made: 128 px, shards of 48
         cfg = preset("demo", views=r["views"], render_pose=r["render_pose"],
                      ego_fraction=r["ego_fraction"], num_train=num_train, image_size=128,
-                     shard_size=48)  # fmt: skip  (the demo preset's frames when the table was made)
+                     shard_size=48)  # fmt: skip
         generate(cfg, path, workers=2, progress=False)
     return path
 
