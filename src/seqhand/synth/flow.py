@@ -268,27 +268,12 @@ def geodesic_flow(start: Rotation, end: Rotation, n_frames: int, alpha: float) -
 
     ``R_0 = start``; ``R_k = R_{k-1} exp((alpha/n) log(R_{k-1}^T end))``.
     """
-    step = float(alpha) / float(n_frames)
-    out = np.empty((len(start), n_frames, 3))
-    cur = start
-    out[:, 0] = cur.as_rotvec()
-    for k in range(1, n_frames):
-        rel = (cur.inv() * end).as_rotvec()
-        cur = cur * Rotation.from_rotvec(step * rel)
-        out[:, k] = cur.as_rotvec()
-    return out
+    return rate_geodesic_flow(start, end, n_frames, float(alpha) / float(n_frames))
 
 
 def linear_flow(start: np.ndarray, end: np.ndarray, n_frames: int, alpha: float) -> np.ndarray:
     """Eq. 6 without snapping for vectors: ``(F, ...)`` -> ``(F, n_frames, ...)``."""
-    step = float(alpha) / float(n_frames)
-    out = np.empty((len(start), n_frames) + np.shape(start)[1:])
-    cur = np.asarray(start, np.float64)
-    out[:, 0] = cur
-    for k in range(1, n_frames):
-        cur = cur - step * (cur - end)
-        out[:, k] = cur
-    return out
+    return rate_flow(start, end, n_frames, float(alpha) / float(n_frames))
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +358,7 @@ def authors_fill(u: np.ndarray) -> np.ndarray:
 
 
 def rate_flow(start: np.ndarray, end: np.ndarray, n_frames: int, rate) -> np.ndarray:
-    """``x_k = x_{k-1} + rate (end - x_{k-1})`` for vectors ``(F, ...)``; ``rate`` scalar or
+    """``x_k = x_{k-1} - rate (x_{k-1} - end)`` for vectors ``(F, ...)``; ``rate`` scalar or
     ``(F,)`` -> ``(F, n_frames, ...)`` (Eq. 6's rule with ``alpha / n = rate``)."""
     rate = np.broadcast_to(np.asarray(rate, np.float64), (len(start),))
     rate = rate.reshape((-1,) + (1,) * (np.ndim(start) - 1))
@@ -381,13 +366,14 @@ def rate_flow(start: np.ndarray, end: np.ndarray, n_frames: int, rate) -> np.nda
     cur = np.asarray(start, np.float64)
     out[:, 0] = cur
     for k in range(1, n_frames):
-        cur = cur + rate * (end - cur)
+        cur = cur - rate * (cur - end)
         out[:, k] = cur
     return out
 
 
 def rate_geodesic_flow(start: Rotation, end: Rotation, n_frames: int, rate) -> np.ndarray:
-    """As :func:`geodesic_flow` with a per-flow share ``rate (F,)`` of the remaining angle."""
+    """Rotation flows ``(F, n_frames, 3)``: each frame turns a share ``rate`` (scalar or
+    ``(F,)``) of the remaining geodesic angle, ``R_k = R_{k-1} exp(rate log(R_{k-1}^T end))``."""
     rate = np.broadcast_to(np.asarray(rate, np.float64), (len(start),))
     out = np.empty((len(start), n_frames, 3))
     cur = start
