@@ -41,6 +41,7 @@ from seqhand.data.shards import (
     write_shard,
 )
 from seqhand.errors import SeqhandError
+from seqhand.stages import StageTimes, stage
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
@@ -279,33 +280,40 @@ def _context(cfg_json: str, bank_file: str):
 
 
 def make_samples(cfg: GenerateConfig, bank_file: str | Path, split: str, start: int,
-                 count: int) -> list[dict]:  # fmt: skip
+                 count: int, times: StageTimes | None = None) -> list[dict]:  # fmt: skip
     """Compose sequences ``start .. start+count-1`` of ``split`` (no I/O besides reading the
-    bank): the unit of work of every engine."""
+    bank): the unit of work of every engine. ``times`` (optional) accumulates the seconds per
+    stage (flows, then the composer's stages)."""
     from seqhand.synth.compose import plans_from_flows
     from seqhand.synth.flow import generate_flows
 
     cfg, bank, nn, flow_cfg, composer = _context(
         json.dumps(dataclasses.asdict(cfg), sort_keys=True), str(bank_file)
     )
-    flows = generate_flows(bank, nn, cfg.seed + _SPLIT_SEED_OFFSET[split], start, count, flow_cfg)
-    plans = plans_from_flows(flows, bank, (cfg.seed, SPLITS.index(split)), len(composer.backgrounds),
-                             use_bank_poses=cfg.theta_source == "bank")  # fmt: skip
-    samples = composer.compose(plans)
+    with stage(times, "flows"):
+        flows = generate_flows(bank, nn, cfg.seed + _SPLIT_SEED_OFFSET[split], start, count,
+                               flow_cfg)  # fmt: skip
+        plans = plans_from_flows(flows, bank, (cfg.seed, SPLITS.index(split)),
+                                 len(composer.backgrounds),
+                                 use_bank_poses=cfg.theta_source == "bank")  # fmt: skip
+    samples = composer.compose(plans, times)
     for s, i in zip(samples, range(start, start + count)):
         s["meta"].update({"key": f"{split}-{i:07d}", "split": split, "seed": cfg.seed})
     return samples
 
 
 def run_shard(cfg: GenerateConfig, out: str, bank_file: str, split: str, shard: int,
-              start: int, count: int) -> dict:  # fmt: skip
-    """Make and write one shard (skipped if it exists). Returns its manifest entry."""
+              start: int, count: int, times: StageTimes | None = None) -> dict:  # fmt: skip
+    """Make and write one shard (skipped if it exists). Returns its manifest entry.
+    ``times``: as in :func:`make_samples`, plus ``encode`` and ``write``."""
     path = Path(out) / shard_name(split, shard)
     if not path.is_file():
-        samples = make_samples(cfg, bank_file, split, start, count)
-        enc = [(s["meta"]["key"], encode_sample(s, cfg.image_format, cfg.jpeg_quality))
-               for s in samples]  # fmt: skip
-        write_shard(path, enc)
+        samples = make_samples(cfg, bank_file, split, start, count, times)
+        with stage(times, "encode"):
+            enc = [(s["meta"]["key"], encode_sample(s, cfg.image_format, cfg.jpeg_quality))
+                   for s in samples]  # fmt: skip
+        with stage(times, "write"):
+            write_shard(path, enc)
     return {"name": path.name, "sha256": sha256_file(path), "count": count, "first": start}
 
 

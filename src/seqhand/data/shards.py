@@ -87,13 +87,15 @@ def required_annotations(manifest: dict) -> frozenset[str]:
 # ------------------------------------------------------------------------------------------
 # Encoding of one sample
 # ------------------------------------------------------------------------------------------
-def _png_bytes(a: np.ndarray) -> bytes:
+def png_bytes(a: np.ndarray) -> bytes:
+    """An ``(H, W)`` or ``(H, W, 3)`` uint8 image as PNG (zlib level 6)."""
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
+def jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
+    """An ``(H, W, 3)`` uint8 image as JPEG (no chroma subsampling), as stored in shards."""
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
@@ -127,13 +129,13 @@ def encode_sample(sample: dict, image_format: str = "jpg", jpeg_quality: int = 9
     out = {}
     for k, f in enumerate(frames):
         if image_format == "jpg":
-            out[f"f{k:02d}.jpg"] = _jpeg_bytes(f, jpeg_quality)
+            out[f"f{k:02d}.jpg"] = jpeg_bytes(f, jpeg_quality)
         elif image_format == "png":
-            out[f"f{k:02d}.png"] = _png_bytes(f)
+            out[f"f{k:02d}.png"] = png_bytes(f)
         else:
             raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     t, h, w = masks.shape
-    out["mask.png"] = _png_bytes((masks.reshape(t * h, w) > 0).astype(np.uint8) * 255)
+    out["mask.png"] = png_bytes((masks.reshape(t * h, w) > 0).astype(np.uint8) * 255)
     out["ann.npz"] = npz_bytes(sample["ann"])
     meta = dict(sample.get("meta", {}))
     meta["schema_version"] = SCHEMA_VERSION

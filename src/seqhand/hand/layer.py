@@ -162,6 +162,49 @@ class HandLayer(nn.Module):
             transl: ``(B, 3)`` translation in metres added to vertices and joints.
             pose_pca: ``(B, k)`` PCA coefficients, k <= 45.
         """
+        full_pose, betas = self._prepare(global_orient, hand_pose, betas, transl, pose_pca)
+        bsz = full_pose.shape[0]
+        rot, j_rest, glob_r, glob_t = self._kinematics(full_pose, betas)
+        # Shape + pose blend shapes in one matrix product (joints are linear in beta).
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+        feats = torch.cat([betas, (rot[:, 1:] - eye).reshape(bsz, -1)], 1)
+        nv = self.v_template.shape[0]
+        v_posed = torch.addmm(self.v_template_flat, feats, self.blend_dirs).view(bsz, nv, 3)
+        # Skinning transforms: X -> G_R (X - J_rest) + G_t  =>  A_t = G_t - G_R J_rest.
+        skin_t = glob_t - (glob_r @ j_rest.unsqueeze(-1)).squeeze(-1)
+        a12 = torch.cat([glob_r, skin_t.unsqueeze(-1)], dim=-1).reshape(bsz, MANO_NUM_JOINTS, 12)
+        use_compiled = self._compiled is not None and bsz >= COMPILE_MIN_BATCH
+        verts = (self._compiled if use_compiled else skin)(self.lbs_weights, a12, v_posed)
+
+        joints21 = torch.cat([glob_t, verts[:, self.tip_vertex_ids]], dim=1)[:, self.joint_order]
+        if transl is not None:
+            verts = verts + transl[:, None]
+            joints21 = joints21 + transl[:, None]
+            glob_t = glob_t + transl[:, None]
+            skin_t = skin_t + transl[:, None]
+        return HandOutput(
+            vertices=verts,
+            joints=joints21,
+            transforms=_homogeneous(glob_r, glob_t),
+            skinning=_homogeneous(glob_r, skin_t),
+            full_pose=full_pose,
+        )
+
+    def skeleton(
+        self,
+        global_orient: torch.Tensor | None = None,
+        hand_pose: torch.Tensor | None = None,
+        betas: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(B, 16, 3)`` posed kinematic joints (MANO order, metres) without the mesh: the same
+        numbers as ``forward(...).transforms[..., :3, 3]``, at a fraction of the cost (no
+        blend shapes, no skinning). Arguments as in :meth:`forward`."""
+        full_pose, betas = self._prepare(global_orient, hand_pose, betas, None, None)
+        return self._kinematics(full_pose, betas)[3]
+
+    def _prepare(self, global_orient, hand_pose, betas, transl, pose_pca):
+        """Check the inputs; return the full pose ``(B, 48)`` (relative to the flat hand) and
+        ``(B, num_betas)`` betas."""
         tensors = [t for t in (global_orient, hand_pose, betas, transl, pose_pca) if t is not None]
         bsz = tensors[0].shape[0] if tensors else 1
         dt, dev = self.v_template.dtype, self.v_template.device
@@ -184,8 +227,6 @@ class HandLayer(nn.Module):
             global_orient = torch.zeros(bsz, 3, dtype=dt, device=dev)
         hand_pose = hand_pose + self.pose_mean
         full_pose = torch.cat([global_orient, hand_pose], dim=1)
-
-        # Shape + pose blend shapes in one matrix product (joints are linear in beta).
         if betas is None:
             betas = torch.zeros(bsz, self.num_betas, dtype=dt, device=dev)
         elif betas.dim() != 2 or betas.shape[0] != bsz or betas.shape[1] > self.num_betas:
@@ -194,35 +235,17 @@ class HandLayer(nn.Module):
             )
         elif betas.shape[1] < self.num_betas:
             betas = torch.cat([betas, betas.new_zeros(bsz, self.num_betas - betas.shape[1])], 1)
+        return full_pose, betas
+
+    def _kinematics(self, full_pose: torch.Tensor, betas: torch.Tensor):
+        """Local rotations ``(B, 16, 3, 3)``, rest joints ``(B, 16, 3)`` of the shape, and the
+        world rotations and positions of the joints (:func:`_forward_kinematics`)."""
+        bsz = full_pose.shape[0]
         j_rest = torch.addmm(self.J_template_flat, betas, self.J_shapedirs)
         j_rest = j_rest.view(bsz, 3, MANO_NUM_JOINTS).transpose(1, 2)
-
         rot = axis_angle_to_matrix(full_pose.view(bsz, MANO_NUM_JOINTS, 3))  # (B, 16, 3, 3)
-        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
-        feats = torch.cat([betas, (rot[:, 1:] - eye).reshape(bsz, -1)], 1)
-        nv = self.v_template.shape[0]
-        v_posed = torch.addmm(self.v_template_flat, feats, self.blend_dirs).view(bsz, nv, 3)
-
         glob_r, glob_t = _forward_kinematics(rot, j_rest)
-        # Skinning transforms: X -> G_R (X - J_rest) + G_t  =>  A_t = G_t - G_R J_rest.
-        skin_t = glob_t - (glob_r @ j_rest.unsqueeze(-1)).squeeze(-1)
-        a12 = torch.cat([glob_r, skin_t.unsqueeze(-1)], dim=-1).reshape(bsz, MANO_NUM_JOINTS, 12)
-        use_compiled = self._compiled is not None and bsz >= COMPILE_MIN_BATCH
-        verts = (self._compiled if use_compiled else skin)(self.lbs_weights, a12, v_posed)
-
-        joints21 = torch.cat([glob_t, verts[:, self.tip_vertex_ids]], dim=1)[:, self.joint_order]
-        if transl is not None:
-            verts = verts + transl[:, None]
-            joints21 = joints21 + transl[:, None]
-            glob_t = glob_t + transl[:, None]
-            skin_t = skin_t + transl[:, None]
-        return HandOutput(
-            vertices=verts,
-            joints=joints21,
-            transforms=_homogeneous(glob_r, glob_t),
-            skinning=_homogeneous(glob_r, skin_t),
-            full_pose=full_pose,
-        )
+        return rot, j_rest, glob_r, glob_t
 
 
 def skin(weights: torch.Tensor, a12: torch.Tensor, v_posed: torch.Tensor) -> torch.Tensor:

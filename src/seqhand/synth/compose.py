@@ -34,6 +34,7 @@ from scipy.spatial.transform import Rotation
 
 from seqhand.geometry.rotations import axis_angle_to_matrix
 from seqhand.hand.layer import HandLayer
+from seqhand.stages import StageTimes, stage
 from seqhand.synth.backgrounds import sliding_patches
 from seqhand.synth.raster import render_batch, vertex_normals
 
@@ -124,7 +125,7 @@ class Composer:
         self.faces = self.layer.faces.numpy().astype(np.int32)
 
     @torch.no_grad()
-    def pose(self, plans: list[SequencePlan]):
+    def pose(self, plans: list[SequencePlan], times: StageTimes | None = None):
         """Encoder + hand layer for all frames of ``plans`` at once.
 
         Returns theta (N, 45) as rendered, its PCA code (N, num_pca), vertices and joints in
@@ -135,30 +136,35 @@ class Composer:
         from seqhand.synth.encoder import canonical_placement
 
         t = plans[0].joints.shape[0]
-        if plans[0].theta is not None:  # known parameters (a prior bank)
-            theta = torch.from_numpy(np.concatenate([p.theta for p in plans])).float()
-        else:
-            joints = np.concatenate([p.joints for p in plans]).astype(np.float32)
-            theta = self.encoder(torch.from_numpy(joints)).float()
-        code = self.pca_code(theta.numpy())
-        if self.render_pca:
-            theta = torch.from_numpy(self.pca_pose(code)).float()
-        betas_seq = torch.from_numpy(np.stack([p.betas for p in plans])).float()
-        betas = betas_seq.repeat_interleave(t, 0)
-        out = self.layer(hand_pose=theta, betas=betas)
-        go, transl = canonical_placement(self.layer, betas_seq)
-        rplace = axis_angle_to_matrix(go).repeat_interleave(t, 0)
-        wrist = (-transl).repeat_interleave(t, 0)
+        with stage(times, "encoder"):
+            if plans[0].theta is not None:  # known parameters (a prior bank)
+                theta = torch.from_numpy(np.concatenate([p.theta for p in plans])).float()
+            else:
+                joints = np.concatenate([p.joints for p in plans]).astype(np.float32)
+                theta = self.encoder(torch.from_numpy(joints)).float()
+            code = self.pca_code(theta.numpy())
+            if self.render_pca:
+                theta = torch.from_numpy(self.pca_pose(code)).float()
+        with stage(times, "hand layer"):
+            betas_seq = torch.from_numpy(np.stack([p.betas for p in plans])).float()
+            betas = betas_seq.repeat_interleave(t, 0)
+            out = self.layer(hand_pose=theta, betas=betas)
+            go, transl = canonical_placement(self.layer, betas_seq)
+            rplace = axis_angle_to_matrix(go).repeat_interleave(t, 0)
+            wrist = (-transl).repeat_interleave(t, 0)
         return (theta.numpy(), code, out.vertices.numpy(), out.joints.numpy(),
                 rplace.double().numpy(), wrist.double().numpy())  # fmt: skip
 
-    def compose(self, plans: list[SequencePlan]) -> list[dict]:
-        """Make the samples (frames, masks, ann, meta) of ``plans`` (same T for all)."""
+    def compose(self, plans: list[SequencePlan], times: StageTimes | None = None) -> list[dict]:
+        """Make the samples (frames, masks, ann, meta) of ``plans`` (same T for all).
+
+        ``times`` (optional) accumulates the seconds spent per stage (encoder, hand layer,
+        camera, backgrounds, render, composite)."""
         if not plans:
             return []
         # one sequence at a time: float results do not depend on which sequences share a batch,
         # so sample k is the same bytes in a shard and generated alone (data.source: online)
-        return [self._one(plan, *self.pose([plan])) for plan in plans]
+        return [self._one(plan, *self.pose([plan], times), times=times) for plan in plans]
 
     def pca_code(self, theta: np.ndarray) -> np.ndarray:
         """PCA code of theta relative to the mean hand (the network's pose parametrisation)."""
@@ -199,34 +205,40 @@ class Composer:
         rot = Rotation.from_matrix(rmat).as_rotvec()
         return vr, jr, s, trans, trans_model, rot
 
-    def _one(self, plan, theta, code, verts, joints, rplace, wrist) -> dict:
+    def _one(self, plan, theta, code, verts, joints, rplace, wrist, times=None) -> dict:
         size = self.image_size
-        vr, jr, s, trans, trans_model, rot = self._camera(plan, verts, joints, rplace, wrist)
-        v2d = s[:, None, None] * vr[..., :2] + trans[:, None]
-        j2d = s[:, None, None] * jr[..., :2] + trans[:, None]
-        bg = sliding_patches(self.backgrounds[plan.background], len(s), size, size,
-                             np.random.default_rng(plan.patch_seed))  # fmt: skip
-        res = render_batch(
-            v2d, vr[..., 2], vertex_normals(vr, self.faces), self.faces,
-            np.asarray(self.templates[plan.template], np.float32), plan.light, plan.ambient,
-            size, size, background=bg, supersample=self.supersample, return_depth=True,
-        )  # fmt: skip
-        in_frame = np.all((j2d >= -0.5) & (j2d <= size - 0.5), axis=-1)
-        ann = {
-            "theta": theta.astype(np.float32),
-            "theta_pca": code.astype(np.float32),
-            "betas": plan.betas.astype(np.float32),
-            "rot": rot.astype(np.float32),
-            "scale": s.astype(np.float32),
-            "trans": trans_model.astype(np.float32),
-            "joints3d": joints.astype(np.float32),
-            "joints2d": j2d.astype(np.float32),
-            "in_frame": in_frame,
-            "visible": in_frame & joint_visibility(res, j2d, jr[..., 2], size),
-            "bank_index": plan.bank_index.astype(np.int64),
-        }
-        if self.with_vertices:
-            ann["vertices"] = verts.astype(np.float32)
+        with stage(times, "camera"):
+            vr, jr, s, trans, trans_model, rot = self._camera(plan, verts, joints, rplace, wrist)
+            v2d = s[:, None, None] * vr[..., :2] + trans[:, None]
+            j2d = s[:, None, None] * jr[..., :2] + trans[:, None]
+            normals = vertex_normals(vr, self.faces)
+        with stage(times, "backgrounds"):
+            image = self.backgrounds[plan.background]
+        with stage(times, "composite"):  # the sliding patches the hand is drawn over
+            bg = sliding_patches(image, len(s), size, size, np.random.default_rng(plan.patch_seed))
+        with stage(times, "render"):
+            res = render_batch(
+                v2d, vr[..., 2], normals, self.faces,
+                np.asarray(self.templates[plan.template], np.float32), plan.light, plan.ambient,
+                size, size, background=bg, supersample=self.supersample, return_depth=True,
+            )  # fmt: skip
+        with stage(times, "composite"):  # annotations
+            in_frame = np.all((j2d >= -0.5) & (j2d <= size - 0.5), axis=-1)
+            ann = {
+                "theta": theta.astype(np.float32),
+                "theta_pca": code.astype(np.float32),
+                "betas": plan.betas.astype(np.float32),
+                "rot": rot.astype(np.float32),
+                "scale": s.astype(np.float32),
+                "trans": trans_model.astype(np.float32),
+                "joints3d": joints.astype(np.float32),
+                "joints2d": j2d.astype(np.float32),
+                "in_frame": in_frame,
+                "visible": in_frame & joint_visibility(res, j2d, jr[..., 2], size),
+                "bank_index": plan.bank_index.astype(np.int64),
+            }
+            if self.with_vertices:
+                ann["vertices"] = verts.astype(np.float32)
         meta = {"index": plan.index, "template": int(plan.template),
                 "background": int(plan.background)}  # fmt: skip
         return {"frames": res.rgb, "masks": res.mask, "ann": ann, "meta": meta}

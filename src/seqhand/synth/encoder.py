@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqhand.conventions import NUM_JOINTS, NUM_POSE
+from seqhand.conventions import MANO21_TO_PROJECT, NUM_JOINTS, NUM_POSE
 from seqhand.errors import SeqhandError
 
 ENCODER_FORMAT = "seqhand-joints-encoder"
@@ -77,8 +77,12 @@ class JointsToPose(nn.Module):
 def _palm_rotation_torch(j: torch.Tensor) -> torch.Tensor:
     """:func:`seqhand.synth.bank.palm_frame` in torch for wrist-relative ``(B, 21, 3)``
     joints: ``(B, 3, 3)``, rows ``e_x, e_y, e_z``."""
-    u = j[:, _MIDDLE_MCP]
-    v = j[:, _INDEX_MCP] - j[:, _PINKY_MCP]
+    return _palm_axes(j[:, _MIDDLE_MCP], j[:, _INDEX_MCP] - j[:, _PINKY_MCP])
+
+
+def _palm_axes(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rows ``e_x, e_y, e_z`` ``(B, 3, 3)`` from the wrist->middle-MCP vector u and the
+    pinky->index-MCP vector v, ``(B, 3)`` each."""
     ey = -u / u.norm(dim=-1, keepdim=True)
     ez = torch.cross(u, v, dim=-1)
     ez = ez - (ez * ey).sum(-1, keepdim=True) * ey
@@ -103,9 +107,12 @@ def canonical_placement(layer, betas: torch.Tensor | None = None):
 
     dt, dev = layer.v_template.dtype, layer.v_template.device
     b = 1 if betas is None else len(betas)
+    mid, ind, pinky = (MANO21_TO_PROJECT[k] for k in (_MIDDLE_MCP, _INDEX_MCP, _PINKY_MCP))
     with torch.no_grad():
-        j = layer(hand_pose=torch.zeros(b, NUM_POSE, dtype=dt, device=dev), betas=betas).joints
-        go = matrix_to_axis_angle(_palm_rotation_torch(j - j[:, :1]))
+        # the wrist and MCPs are kinematic joints: the skeleton suffices (no mesh, no tips)
+        j = layer.skeleton(hand_pose=torch.zeros(b, NUM_POSE, dtype=dt, device=dev), betas=betas)
+        rel = j - j[:, :1]
+        go = matrix_to_axis_angle(_palm_axes(rel[:, mid], rel[:, ind] - rel[:, pinky]))
         # The layer rotates about the wrist joint j0: X -> R (X - j0) + j0 + transl.
         transl = -j[:, 0]
     return go, transl
