@@ -8,6 +8,7 @@ from PIL import Image
 
 from seqhand.synth.backgrounds import (
     BackgroundError,
+    CachedBackgrounds,
     ImageFolderBackgrounds,
     ProceduralBackgrounds,
     composite,
@@ -103,6 +104,31 @@ def test_procedural_set_is_deterministic_and_varied():
     assert min(stds) > 2.0  # no flat images
     means = np.array([a[i].reshape(-1, 3).mean(0) for i in range(30)])
     assert np.ptp(means, axis=0).min() > 60  # colours vary across the set
+
+
+def test_cached_backgrounds_equal_the_uncached_ones():
+    plain = ProceduralBackgrounds(seed=3, size=(48, 40))
+    one = plain[0].nbytes
+    cached = CachedBackgrounds(ProceduralBackgrounds(seed=3, size=(48, 40)), max_bytes=3 * one)
+    assert len(cached) == len(plain)
+    for i in (4, 1, 4, 2, 9, 1, len(plain) + 4, 0, 9):  # hits, misses, evictions, wrapping
+        np.testing.assert_array_equal(cached[i], plain[i])
+    assert cached.hits == 1 and cached.misses == 8  # 3 images fit: LRU order
+    assert cached[9] is cached[9] and not cached[9].flags.writeable
+    assert cached._bytes <= 3 * one and len(cached._cache) == 3
+    assert isinstance(load_backgrounds(None, cache_bytes=2**20), CachedBackgrounds)
+
+
+def test_palette_lookup_equals_plain_indexing():
+    from seqhand.synth.backgrounds import _apply, _palette
+
+    rng = np.random.default_rng(0)
+    lut = _palette(rng, 4)
+    t = rng.uniform(-0.2, 1.2, (30, 20)).astype(np.float32)
+    want = lut[np.clip(t * 255.0 + 0.5, 0, 255).astype(np.uint8)]
+    got = _apply(lut, t)
+    assert got.dtype == np.float32 and got.shape == (30, 20, 3)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_sliding_patches_move_linearly_from_start_to_end():

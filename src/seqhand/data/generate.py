@@ -236,7 +236,7 @@ def _context(cfg_json: str, bank_file: str):
 
     from seqhand.hand import HandLayer, load_asset
     from seqhand.synth.appearance import TemplateSet
-    from seqhand.synth.backgrounds import load_backgrounds
+    from seqhand.synth.backgrounds import CACHE_BYTES, load_backgrounds
     from seqhand.synth.bank import load_bank
     from seqhand.synth.compose import Composer
     from seqhand.synth.flow import FlowConfig
@@ -267,7 +267,8 @@ def _context(cfg_json: str, bank_file: str):
             )
     templates = (TemplateSet.from_folder(cfg.templates, asset) if cfg.templates
                  else TemplateSet.builtin(asset, cfg.num_templates))  # fmt: skip
-    backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed)
+    # images drawn again by this process (a long run, online training) come from memory
+    backgrounds = load_backgrounds(cfg.backgrounds, seed=cfg.seed, cache_bytes=CACHE_BYTES)
     flow_cfg = FlowConfig(n_frames=cfg.frames, **({"alpha": cfg.alpha} if cfg.alpha else {}),
                           image_size=224, ego_fraction=cfg.ego_fraction,
                           literal=cfg.literal_flows, views=cfg.views,
