@@ -92,6 +92,10 @@ def main() -> None:
         print(f"{name:>12} {sec:7.2f} {1e3 * sec / n_prof:8.2f} {sec / times.total:6.1%}")
     print(f"{'total':>12} {times.total:7.2f} {1e3 * times.total / n_prof:8.2f} -> "
           f"{n_prof * cfg.frames / times.total:.0f} frames/s on one core")  # fmt: skip
+    busy = args.sequences / args.workers * times.total / n_prof
+    print(f"  -> {args.workers} workers need ~{busy:.1f} s for {args.sequences} sequences at this "
+          f"rate; the other ~{max(0.0, el - busy):.1f} s of the run are start-up and "
+          "overhead")  # fmt: skip
     print(f"\nbounds for {args.workers} cores (one core x {args.workers}), this run:")
     print(f"  JPEG-only (encoding made {cfg.image_size}px frames, quality {cfg.jpeg_quality}): "
           f"{jpeg_bound:.0f} frames/s")  # fmt: skip
