@@ -83,6 +83,46 @@ def sequence_item(sample: dict, image_size: int, with_mask: bool = True) -> dict
     return item
 
 
+PER_SEQUENCE_KEYS = ("betas",)
+"""Annotations that hold one value per sequence; every other ``ann`` array is per frame."""
+
+
+def clip_sample(sample: dict, start: int, length: int) -> dict:
+    """Frames ``start .. start + length - 1`` of a decoded sequence sample (frames, masks and
+    every per-frame annotation; ``betas`` stay)."""
+    t = len(sample["frames"])
+    if not (0 <= start and length >= 1 and start + length <= t):
+        raise ValueError(f"clip [{start}, {start + length}) outside a sequence of {t} frames")
+    cut = slice(start, start + length)
+    out = {**sample, "frames": sample["frames"][cut]}
+    if "masks" in sample:
+        out["masks"] = sample["masks"][cut]
+    out["ann"] = {k: (v if k in PER_SEQUENCE_KEYS else v[cut]) for k, v in sample["ann"].items()}
+    return out
+
+
+class SequenceClips(torch.utils.data.Dataset):
+    """Every window of ``clip`` consecutive frames of every sequence of ``base`` (a map-style
+    set of decoded samples with ``frames`` frames each): item ``k`` is window ``k % W`` of
+    sequence ``k // W``, ``W = frames - clip + 1``. Deterministic in ``k``, so a step sampler's
+    exact resume holds; training on short clips gives a batch more independent sequences for
+    the same number of frames (``data.clip_frames``)."""
+
+    def __init__(self, base, frames: int, clip: int, transform=None) -> None:
+        if not 1 <= clip <= frames:
+            raise ValueError(f"data.clip_frames must be in [1, {frames}], got {clip}")
+        self.base, self.clip, self.transform = base, int(clip), transform
+        self.windows = int(frames) - self.clip + 1
+
+    def __len__(self) -> int:
+        return len(self.base) * self.windows
+
+    def __getitem__(self, k: int) -> dict:
+        seq, start = divmod(int(k), self.windows)
+        s = clip_sample(self.base[seq], start, self.clip)
+        return self.transform(s) if self.transform is not None else s
+
+
 def collate(items: list[dict]) -> dict:
     """Stack items of equal keys along a new batch dim ``(B, T, ...)``."""
     keys = items[0].keys()

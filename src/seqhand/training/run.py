@@ -97,6 +97,22 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
+def _training_clips(base, frames: int, d: dict, transform):
+    """The training set: whole sequences of ``base`` (``data.clip_frames`` null or equal to the
+    sequence length), or every window of ``data.clip_frames`` consecutive frames
+    (:class:`~seqhand.training.batch.SequenceClips`)."""
+    from seqhand.training.batch import SequenceClips
+
+    clip = d.get("clip_frames")
+    if not clip or int(clip) == frames:
+        base.transform = transform
+        return base
+    if not 1 <= int(clip) <= frames:
+        raise SeqhandError(f"data.clip_frames must be in [1, {frames}] (frames per sequence), "
+                           f"got {clip}")  # fmt: skip
+    return SequenceClips(base, frames, int(clip), transform)
+
+
 def _datasets(cfg: dict, out_dir: Path):
     """The training and validation sets a config asks for: the SeqHAND shards at ``data.root``
     (``data.source: shards``, default) or sequences generated on the fly (``online``: the
@@ -117,19 +133,20 @@ def _datasets(cfg: dict, out_dir: Path):
     if source == "shards":
         if not d.get("root"):
             raise SeqhandError("no training data: give --data DIR (or set data.root)")
-        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), transform=tf,
-                                   verify=check)  # fmt: skip
+        train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), verify=check)
         val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
                    if val_split else None)  # fmt: skip
-        return train_set, val_set
+        frames = json.loads((Path(d["root"]) / "manifest.json").read_text())["frames"]
+        return _training_clips(train_set, int(frames), d, tf), val_set
     from seqhand.data.generate import preset
     from seqhand.data.online import OnlineSequences
 
     gen = dict(d.get("generate") or {})
     gcfg = preset(gen.pop("preset", "demo"), **gen)
     n = d.get("num_sequences") or int(cfg["trainer"]["max_steps"]) * int(d["batch_size"])
-    train_set = OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir,
-                                transform=tf)  # fmt: skip
+    train_set = _training_clips(
+        OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir), gcfg.frames, d, tf
+    )
     if not val_split:
         return train_set, None
     if have_shards:

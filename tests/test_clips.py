@@ -1,0 +1,71 @@
+"""``data.clip_frames``: training on every window of k consecutive frames of each sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqhand.data.generate import GenerateConfig, generate
+from seqhand.data.seqhand_dataset import SeqHandIndexed, read_sequences
+from seqhand.training.batch import SequenceClips, clip_sample
+
+
+def _sample(t: int) -> dict:
+    """A decoded-form sample written from the dataset schema (frames, masks, ann), T frames;
+    with T = 10 the per-sequence betas (10,) have the length of a per-frame array."""
+    rng = np.random.default_rng(t)
+    ann = {"betas": rng.normal(size=10), "rot": rng.normal(size=(t, 3)),
+           "scale": rng.uniform(200, 300, t), "trans": rng.uniform(0, 96, (t, 2)),
+           "theta_pca": rng.normal(size=(t, 10)), "joints2d": rng.uniform(0, 96, (t, 21, 2)),
+           "joints3d": rng.normal(size=(t, 21, 3)), "in_frame": np.ones((t, 21), bool)}  # fmt: skip
+    return {"frames": rng.integers(0, 255, (t, 8, 8, 3), dtype=np.uint8),
+            "masks": rng.integers(0, 2, (t, 8, 8)).astype(bool), "ann": ann}  # fmt: skip
+
+
+def test_clip_cuts_every_per_frame_array_and_keeps_betas():
+    s = _sample(10)
+    c = clip_sample(s, 3, 4)
+    np.testing.assert_array_equal(c["frames"], s["frames"][3:7])
+    np.testing.assert_array_equal(c["masks"], s["masks"][3:7])
+    np.testing.assert_array_equal(c["ann"]["betas"], s["ann"]["betas"])  # (10,) stays whole
+    for k in ("rot", "scale", "trans", "theta_pca", "joints2d", "joints3d", "in_frame"):
+        np.testing.assert_array_equal(c["ann"][k], s["ann"][k][3:7], err_msg=k)
+    with pytest.raises(ValueError, match="outside"):
+        clip_sample(s, 8, 4)
+
+
+def test_clips_enumerate_every_window_of_every_sequence(tmp_path):
+    cfg = GenerateConfig(num_train=3, num_test=1, frames=4, image_size=32, shard_size=2,
+                         bank_size=2000, theta_source="bank", image_format="png",
+                         num_templates=2)  # fmt: skip
+    generate(cfg, tmp_path / "ds", progress=False)
+    whole = read_sequences(tmp_path / "ds", "train")
+    clips = SequenceClips(SeqHandIndexed(tmp_path / "ds", "train"), frames=4, clip=2)
+    assert len(clips) == 3 * 3  # 3 sequences x windows starting at 0, 1, 2
+    seen = set()
+    for k in range(len(clips)):
+        c = clips[k]
+        hits = [(i, st) for i, w in enumerate(whole) for st in range(3)
+                if np.array_equal(c["frames"], w["frames"][st:st + 2])]  # fmt: skip
+        assert len(hits) == 1
+        (i, st), = hits
+        np.testing.assert_array_equal(c["ann"]["joints2d"], whole[i]["ann"]["joints2d"][st:st + 2])
+        seen.add((i, st))
+    assert len(seen) == 9
+    with pytest.raises(ValueError, match="clip_frames"):
+        SequenceClips(whole, frames=4, clip=5)
+
+
+def test_training_on_clips_runs(tmp_path):
+    from seqhand.config import load_config
+    from seqhand.training.run import train
+
+    cfg = GenerateConfig(num_train=2, num_test=1, frames=3, image_size=32, shard_size=2,
+                         bank_size=2000, theta_source="bank", num_templates=2)  # fmt: skip
+    generate(cfg, tmp_path / "ds", progress=False)
+    run_cfg = load_config("tiny", [f"data.root={tmp_path / 'ds'}", "model.image_size=32",
+                                   "data.clip_frames=2", "trainer.max_steps=2",
+                                   "trainer.val_every_n_steps=2", "data.batch_size=2",
+                                   "data.num_workers=0", "data.val_sequences=1"])  # fmt: skip
+    summary = train(run_cfg, tmp_path / "run", progress=False)
+    assert summary["steps"] == 2 and np.isfinite(summary["metrics"]["val/epe3d_mm"])
