@@ -48,8 +48,10 @@ def test_clips_enumerate_every_window_of_every_sequence(tmp_path):
         hits = [(i, st) for i, w in enumerate(whole) for st in range(3)
                 if np.array_equal(c["frames"], w["frames"][st:st + 2])]  # fmt: skip
         assert len(hits) == 1
-        (i, st), = hits
-        np.testing.assert_array_equal(c["ann"]["joints2d"], whole[i]["ann"]["joints2d"][st:st + 2])
+        ((i, st),) = hits
+        np.testing.assert_array_equal(
+            c["ann"]["joints2d"], whole[i]["ann"]["joints2d"][st : st + 2]
+        )
         seen.add((i, st))
     assert len(seen) == 9
     with pytest.raises(ValueError, match="clip_frames"):
