@@ -175,7 +175,9 @@ def test_quantized_recurrent_export(tiny, tiny_onnx, tmp_path, capsys):
     # int8 rounding shows (the test can tell the two apart) but stays small (AVX2 without VNNI:
     # 0.046 on this random model; 0.22 before reduce_range / per-channel weights)
     assert d_float["state_max_abs"] < d["state_max_abs"] < 0.1
-    assert d["params_max_rel"] < 1e-2
+    # the tiny preset's 3 x 3 grid head reads each cell's rounding noise instead of their mean
+    # (measured 0.0105 on this random model; below 1e-2 with the earlier mean-pooled head)
+    assert d["params_max_rel"] < 2e-2
     with pytest.raises(ExportError, match="no ConvLSTM"):
         export_onnx(build_model("resnet50", backbone="resnet18"), None, S, quantize_recurrent=True)
     ck = save_model(tiny, tmp_path / "m.pt", image_size=S)

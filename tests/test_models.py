@@ -377,3 +377,19 @@ def test_decode_needs_mean_pose_origin():
         decode_params(torch.zeros(1, 26), flat)
     with pytest.raises(ValueError, match="26"):
         decode_params(torch.zeros(1, 25), HandLayer(random_mano_asset(0), pose_origin="mean"))
+
+
+@pytest.mark.parametrize("h,w", [(3, 3), (2, 2), (7, 7), (1, 5), (4, 6)])
+def test_grid_head_pools_like_adaptive_average_pooling(h, w):
+    """head_grid=3 reads torch's adaptive_avg_pool2d(hidden, 3) flattened channel-major, for
+    maps smaller, equal to and larger than the grid (the ONNX-friendly matrices)."""
+    import torch.nn.functional as F
+
+    m = build_model("tiny", head_grid=3).eval()
+    x = torch.randn(2, 4, 64, h, w)
+    ref = F.adaptive_avg_pool2d(x.flatten(0, 1), 3).reshape(2, 4, 64 * 9)
+    torch.testing.assert_close(m.pool(x), ref, rtol=1e-6, atol=1e-6)
+    assert m.head.out.in_features == 64 * 9
+    assert build_model("tiny", head_grid=0).pool(x).shape == (2, 4, 64)
+    with pytest.raises(ValueError, match="head_grid"):
+        build_model("tiny", head_grid=-1)

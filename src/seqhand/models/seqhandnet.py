@@ -3,7 +3,8 @@
 SeqHAND-Net: per frame, a ResNet backbone gives ``(C, H/32, W/32)`` features (2048 x 7 x 7 for
 ResNet-50 at 224x224); a 1x1 convolution (+ batch norm + ReLU) reduces them to
 ``reduce_channels``; a ConvLSTM carries the visuo-temporal state across frames; its hidden map is
-averaged over space and a linear layer maps it to the 26 output numbers of the frame. With
+averaged over space (or, with ``head_grid=g``, pooled to a g x g grid and flattened) and a
+linear layer maps it to the 26 output numbers of the frame. With
 ResNet-50, ``reduce_channels = hidden_channels = 512`` and a 3x3 ConvLSTM kernel the model has
 43.4M parameters (Table 2: 43.2M; see docs/model.md for the count of every variant).
 
@@ -161,6 +162,17 @@ def params_to_raw(
     return torch.cat([z_s, z_t, z_r, params[..., sl["pose_pca"].start :]], dim=-1)
 
 
+def grid_pool_matrix(n: int, g: int) -> torch.Tensor:
+    """``(g, n)`` matrix whose rows average the cells of adaptive average pooling from n to g
+    (cell i covers ``floor(i n / g) .. ceil((i + 1) n / g) - 1``, as ``adaptive_avg_pool2d``);
+    a constant matrix keeps the pooling exportable to ONNX for any input size."""
+    m = torch.zeros(g, n)
+    for i in range(g):
+        a, b = (i * n) // g, -(-(i + 1) * n // g)
+        m[i, a:b] = 1.0 / (b - a)
+    return m
+
+
 class RegressionHead(nn.Module):
     """MLP ``in_features -> hidden... -> 26`` with ReLUs; the last layer starts small.
 
@@ -304,6 +316,11 @@ class SeqHandNet(HandRegressor):
         peephole: per-channel peephole connections in the ConvLSTM (default off, see
             :mod:`seqhand.models.convlstm`).
         head_hidden: hidden widths of the head after pooling (``()`` = one linear layer).
+        head_grid: how the ConvLSTM's hidden map reaches the head: ``0`` (default) averages it
+            over space (the 43.2M-parameter count of Table 2); ``g > 0`` average-pools it to a
+            ``g x g`` grid and flattens it (``hidden_channels * g * g`` inputs), keeping where
+            in the crop each feature is - the paper's "linear mapping layer from hidden
+            features" read literally; the ``tiny`` preset uses 3 (its 3 x 3 map at 96 px).
         backbone_width: stem width of a backbone built by name (64 = torchvision's).
         **kwargs: :class:`HandRegressor` options.
 
@@ -322,10 +339,14 @@ class SeqHandNet(HandRegressor):
         kernel_size: int = 3,
         peephole: bool = False,
         head_hidden: Sequence[int] = (),
+        head_grid: int = 0,
         backbone_width: int = 64,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if int(head_grid) < 0:
+            raise ValueError(f"head_grid must be >= 0, got {head_grid}")
+        self.head_grid = int(head_grid)
         self.backbone = make_backbone(backbone, backbone_width)
         c = self.backbone.num_features
         self.reduce = nn.Sequential(
@@ -335,14 +356,26 @@ class SeqHandNet(HandRegressor):
         )
         nn.init.kaiming_normal_(self.reduce[0].weight, mode="fan_out", nonlinearity="relu")
         self.convlstm = ConvLSTM(reduce_channels, hidden_channels, kernel_size, peephole=peephole)
-        self.head = RegressionHead(hidden_channels, head_hidden, self.raw_dim)
+        cells = self.head_grid**2 if self.head_grid else 1
+        self.head = RegressionHead(hidden_channels * cells, head_hidden, self.raw_dim)
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C, h, w)`` hidden maps -> ``(B, T, C)`` (mean) or ``(B, T, C * g * g)``
+        (adaptive average pooling to g x g, channel-major)."""
+        if not self.head_grid:
+            return hidden.mean(dim=(-2, -1))
+        g, (h, w) = self.head_grid, hidden.shape[-2:]
+        if (h, w) != (g, g):
+            hidden = torch.einsum("ih,btchw,jw->btcij", grid_pool_matrix(int(h), g).to(hidden),
+                                  hidden, grid_pool_matrix(int(w), g).to(hidden))  # fmt: skip
+        return hidden.flatten(2)
 
     def forward_raw(self, frames: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         b, t = frames.shape[:2]
         feats = self.encode_frames(frames)
         red = self.reduce(feats.flatten(0, 1))
         hidden, state = self.convlstm(red.reshape((b, t) + red.shape[1:]), state)
-        return self.head(hidden.mean(dim=(-2, -1))), state
+        return self.head(self.pool(hidden)), state
 
     def recurrent_parameters(self) -> list[nn.Parameter]:
         return list(self.convlstm.parameters())

@@ -281,7 +281,7 @@ def _tiny(**kwargs: Any) -> HandRegressor:
     width = kwargs.pop("backbone_width", 32)
     layers = kwargs.pop("backbone_layers", (1, 1, 1, 1))
     backbone = kwargs.pop("backbone", None) or ResNet(BasicBlock, layers, 0, width)
-    defaults = {"reduce_channels": 64, "hidden_channels": 64, "kernel_size": 3}
+    defaults = {"reduce_channels": 64, "hidden_channels": 64, "kernel_size": 3, "head_grid": 3}
     return SeqHandNet(backbone, **{**defaults, **kwargs})
 
 
