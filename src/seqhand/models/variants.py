@@ -12,7 +12,8 @@ name                   structure                                              pa
 ``mfnet``              ResNet-50 + fixed motion filters after stages 3, 4     41.9M (41.7M)
                        -> pool -> MLP
 ``resnet18_convlstm``  SeqHAND-Net on ResNet-18 (256 / 256), for CPU work      16.0M
-``tiny``               SeqHAND-Net on a 4-block ResNet of width 32, 64 / 64    1.5M
+``tiny``               SeqHAND-Net on a 4-block ResNet of width 32, 64 / 64,   1.6M
+                       3 x 3 grid head (head_grid=3)
 =====================  =====================================================  ==============
 
 Every variant takes ``backbone=`` (``"resnet18"`` ... ``"resnet101"``), so e.g.
