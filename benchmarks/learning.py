@@ -8,7 +8,12 @@ them together (held-out generated sequences, root-relative):
 * ``+views``      - the authors' camera model and update rates;
 * ``+targets``    - theta rendered from its 10 PCA coefficients (reachable targets);
 * ``+losses``     - the authors' loss reductions (2D summed over joints, 3D summed in m^2);
-* ``all``         - all four (the recipe of ``make demo``).
+* ``all``         - all four;
+* ``+grid``       - all four, and the hidden map pooled to a 3 x 3 grid and flattened for the
+                    head instead of averaged (``model.kwargs.head_grid: 3``);
+* ``+clips``      - all four, trained on 4-frame windows, 16 per batch instead of whole 8-frame
+                    sequences, 8 per batch (the same frames per step; ``data.clip_frames: 4``);
+* ``demo``        - all of them (the recipe of ``make demo`` and the ``tiny`` preset).
 
 Each row is evaluated on the test split of its own dataset (the views change the data), so
 the table also prints the constant mean-pose baseline of each dataset.
@@ -39,16 +44,22 @@ from seqhand.training.checkpoint import load_model
 from seqhand.training.run import train
 
 OLD = {"views": "seqhand", "render_pose": "full", "ego_fraction": 0.5,
-       "rotation": "axis_angle", "loss_rotation": "axis_angle", "reduction": "mean"}  # fmt: skip
+       "rotation": "axis_angle", "loss_rotation": "axis_angle", "reduction": "mean",
+       "head_grid": 0, "clip_frames": None, "batch_size": 8}  # fmt: skip
 NEW = {"views": "authors", "render_pose": "pca", "ego_fraction": 0.2,
-       "rotation": "6d", "loss_rotation": "frobenius", "reduction": "authors"}  # fmt: skip
+       "rotation": "6d", "loss_rotation": "frobenius", "reduction": "authors",
+       "head_grid": 3, "clip_frames": 4, "batch_size": 16}  # fmt: skip
+FOUR = ("views", "render_pose", "ego_fraction", "rotation", "loss_rotation", "reduction")
 CHANGES = {  # row -> the keys taken from NEW
     "today": (),
     "+rotation": ("rotation", "loss_rotation"),
     "+views": ("views", "ego_fraction"),
     "+targets": ("render_pose",),
     "+losses": ("reduction",),
-    "all": tuple(NEW),
+    "all": FOUR,
+    "+grid": FOUR + ("head_grid",),
+    "+clips": FOUR + ("clip_frames", "batch_size"),
+    "demo": tuple(NEW),
 }
 
 
@@ -80,8 +91,11 @@ def run_row(row: str, out: Path, steps: int, seed: int, num_train: int, size: in
                                    f"trainer.val_every_n_steps={steps}",
                                    f"trainer.ckpt_every_n_steps={steps}",
                                    f"loss.reduction={r['reduction']}",
-                                   f"loss.rotation={r['loss_rotation']}"])  # fmt: skip
-        cfg["model"]["kwargs"] = {**(cfg["model"].get("kwargs") or {}), "rotation": r["rotation"]}
+                                   f"loss.rotation={r['loss_rotation']}",
+                                   f"data.batch_size={r['batch_size']}"])  # fmt: skip
+        cfg["data"]["clip_frames"] = r["clip_frames"]
+        cfg["model"]["kwargs"] = {**(cfg["model"].get("kwargs") or {}), "rotation": r["rotation"],
+                                  "head_grid": r["head_grid"]}  # fmt: skip
         train(cfg, run, progress=False)
         (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}\n")
     model, rec = load_model(run / "model.pt")

@@ -59,7 +59,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "source": Key(str, choices=("shards", "online")),  # online: composed on the fly
         "generate": Key(dict, nullable=True),  # online: preset + GenerateConfig fields
         "num_sequences": Key(int, nullable=True, **POS),  # online: training sequences
-        "clip_frames": Key(int, nullable=True, **POS),  # train on windows of this many frames
+        "clip_frames": Key(int, nullable=True, **POS),  # train on windows of <= this many frames
     },
     "optim": {
         "lr": Key(float, lo=0, hi=10),

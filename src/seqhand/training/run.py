@@ -98,18 +98,15 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
 
 
 def _training_clips(base, frames: int, d: dict, transform):
-    """The training set: whole sequences of ``base`` (``data.clip_frames`` null or equal to the
-    sequence length), or every window of ``data.clip_frames`` consecutive frames
-    (:class:`~seqhand.training.batch.SequenceClips`)."""
+    """The training set: every window of ``data.clip_frames`` consecutive frames of the
+    sequences of ``base`` (:class:`~seqhand.training.batch.SequenceClips`), or the whole
+    sequences when ``clip_frames`` is null or not shorter than them."""
     from seqhand.training.batch import SequenceClips
 
     clip = d.get("clip_frames")
-    if not clip or int(clip) == frames:
+    if not clip or int(clip) >= frames:
         base.transform = transform
         return base
-    if not 1 <= int(clip) <= frames:
-        raise SeqhandError(f"data.clip_frames must be in [1, {frames}] (frames per sequence), "
-                           f"got {clip}")  # fmt: skip
     return SequenceClips(base, frames, int(clip), transform)
 
 
