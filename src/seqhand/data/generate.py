@@ -239,6 +239,8 @@ def bank_and_index(bank_file: str | Path):
 def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
     """The run's pose bank file, and its search index cached next to it: built here once,
     so that workers only load both."""
+    import numba
+
     from seqhand.synth.bank import bank_from_prior
 
     p = bank_path(cfg, out)
@@ -246,13 +248,31 @@ def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
         log.info("building the built-in prior pose bank (%d poses) -> %s", cfg.bank_size, p)
         p.parent.mkdir(parents=True, exist_ok=True)
         bank_from_prior(cfg.hand_model, cfg.bank_size, cfg.bank_seed, progress=progress).save(p)
-    bank_and_index(p)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # this process may compose next: see _one_core
+    try:
+        bank_and_index(p)
+    finally:
+        numba.set_num_threads(threads)
     return p
+
+
+def _one_core() -> None:
+    """One process = one core, for numba and torch alike. Order matters: numba's first
+    ``set_num_threads`` launches its OpenMP layer, which raises the OpenMP thread count that
+    torch's parallel regions then use; each torch op ran in a 2-thread team whose second thread
+    busy-waits between ops (the hand layer and encoder were 2-4x slower, beside a second busy
+    core: the "slower after building the bank" of the stage profile). So torch's count is set
+    after numba's launch."""
+    import numba
+    import torch
+
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
 
 
 @functools.lru_cache(maxsize=2)
 def _context(cfg_json: str, bank_file: str):
-    import torch
 
     from seqhand.hand import HandLayer, load_asset
     from seqhand.synth.appearance import TemplateSet
@@ -260,7 +280,7 @@ def _context(cfg_json: str, bank_file: str):
     from seqhand.synth.compose import Composer
     from seqhand.synth.flow import FlowConfig
 
-    torch.set_num_threads(1)  # one worker = one core
+    _one_core()
     cfg = GenerateConfig(**json.loads(cfg_json))
     asset = load_asset(cfg.hand_model)
     bank, nn = bank_and_index(bank_file)
