@@ -240,6 +240,7 @@ def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
     """The run's pose bank file, and its search index cached next to it: built here once,
     so that workers only load both."""
     import numba
+    import torch
 
     from seqhand.synth.bank import bank_from_prior
 
@@ -248,12 +249,14 @@ def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
         log.info("building the built-in prior pose bank (%d poses) -> %s", cfg.bank_size, p)
         p.parent.mkdir(parents=True, exist_ok=True)
         bank_from_prior(cfg.hand_model, cfg.bank_size, cfg.bank_seed, progress=progress).save(p)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)  # this process may compose next: see _one_core
+    # one numba thread: this process may compose next (see _one_core); torch's count is kept
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(torch_threads)
     try:
         bank_and_index(p)
     finally:
-        numba.set_num_threads(threads)
+        numba.set_num_threads(numba_threads)
     return p
 
 
