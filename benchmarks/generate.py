@@ -2,9 +2,9 @@
 its stage breakdown, and two bounds measured in the same run.
 
 1. ``generate`` with ``--workers`` processes, start-up included (the Dask ``LocalCluster`` and,
-   in each worker, loading the bank, building its search index, the encoder and the hand
-   layer). The pose bank is built once beforehand (cached with the dataset and reused by later
-   runs; its build time is printed separately).
+   in each worker, the imports, mapping the bank and its cached search index, the encoder and
+   the hand layer). The pose bank and its search index are built once beforehand (cached with
+   the dataset and reused by later runs; their build time is printed separately).
 2. A one-process profile of ``--profile-sequences`` sequences: seconds per stage (flows,
    encoder, hand layer, camera, backgrounds, composite = sliding patches + annotations, render,
    encode, write), after a warm-up.
@@ -82,7 +82,8 @@ def main() -> None:
     render_fps = n_prof * cfg.frames / times["render"]
     jpeg_bound = jpeg_fps * args.workers
     total = PAPER_SEQUENCES * cfg.frames / fps
-    print(f"prior pose bank of {args.bank_size:,} poses: built in {t_bank:.1f} s (once)")
+    print(f"prior pose bank of {args.bank_size:,} poses and its search index: built in "
+          f"{t_bank:.1f} s (once)")  # fmt: skip
     print(f"{args.sequences} sequences x {cfg.frames} frames at {cfg.image_size}px, "
           f"{args.workers} workers, start-up included: {el:.1f} s -> {fps:.0f} frames/s "
           f"({size / frames / 1024:.1f} KiB/frame)")  # fmt: skip

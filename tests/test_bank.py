@@ -98,9 +98,10 @@ def test_bank_is_read_only(prior_bank):
         prior_bank.poses[0, 0] = 1.0
 
 
-def test_save_load_round_trip(tmp_path, prior_bank):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_save_load_round_trip(tmp_path, prior_bank, mmap):
     path = prior_bank.save(tmp_path / "b.npz")
-    b = load_bank(path)
+    b = load_bank(path, mmap=mmap)
     assert b.joints.tobytes() == prior_bank.joints.tobytes()
     assert b.poses.tobytes() == prior_bank.poses.tobytes()
     assert b.meta == json.loads(json.dumps(prior_bank.meta))
@@ -109,6 +110,22 @@ def test_save_load_round_trip(tmp_path, prior_bank):
     assert b.meta["units"] == "m" and b.meta["count"] == 3000
     with pytest.raises(ValueError):
         b.joints[0, 0, 0] = 0.0
+
+
+def test_mapped_load_equals_read_load_for_any_npz(tmp_path, prior_bank):
+    """Stored members are mapped, others (compressed here) read: the same bank either way."""
+    names = np.array([f"img{i:05d}.png" for i in range(len(prior_bank))])
+    arrays = {"joints": prior_bank.joints, "meta": np.array(json.dumps(prior_bank.meta)),
+              "names": names}  # fmt: skip
+    np.savez(tmp_path / "stored.npz", **arrays)
+    np.savez_compressed(tmp_path / "deflated.npz", **arrays)
+    for name in ("stored.npz", "deflated.npz"):
+        read, mapped = load_bank(tmp_path / name), load_bank(tmp_path / name, mmap=True)
+        assert mapped.joints.tobytes() == read.joints.tobytes()
+        assert mapped.names.tolist() == read.names.tolist() == names.tolist()
+        assert mapped.poses is None and mapped.meta == read.meta
+        with pytest.raises(ValueError):
+            mapped.joints[0, 0, 0] = 0.0
 
 
 def test_load_errors(tmp_path):

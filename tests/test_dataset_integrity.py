@@ -40,7 +40,7 @@ def small_cfg(**kw) -> GenerateConfig:
 def fake_render(monkeypatch, tmp_path):
     """generate() without rendering: samples are a pure function of (seed, split, index)."""
 
-    def make_samples(cfg, bank_file, split, start, count):
+    def make_samples(cfg, bank_file, split, start, count, times=None):
         out = []
         for i in range(start, start + count):
             s = full_sample(i + 1000 * cfg.seed, split, cfg.frames, cfg.image_size)

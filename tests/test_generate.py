@@ -4,6 +4,7 @@ kill-and-resume, bad input."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,23 @@ def test_kill_and_resume_is_byte_identical(dataset, tmp_path):
     generate(tiny_cfg(), out, progress=False)
     assert _tree_bytes(out) == _tree_bytes(dataset)
     assert verify_dataset(out) == []
+
+
+def test_cached_search_index_gives_the_same_bytes(dataset, tmp_path):
+    """A run with the bank's search index already cached loads it (not rebuilt); a stale one is
+    rebuilt and replaced. The same bytes as the first run either way."""
+    (index,) = (dataset / ".cache").glob("*.npz.pca-tree")
+    for case in ("cached", "stale"):
+        out = tmp_path / case
+        shutil.copytree(dataset / ".cache", out / ".cache")
+        key = out / ".cache" / index.name / "key.json"
+        if case == "stale":
+            key.write_text(key.read_text().replace('"points": "', '"points": "0'))
+        stamp = key.stat().st_mtime_ns
+        generate(tiny_cfg(), out, progress=False)
+        assert _tree_bytes(out) == _tree_bytes(dataset)
+        assert (key.stat().st_mtime_ns == stamp) == (case == "cached")
+        assert key.read_text() == (index / "key.json").read_text()
 
 
 def test_seed_changes_the_data(dataset, tmp_path):

@@ -11,6 +11,7 @@ from seqhand.synth.nn import (
     NNError,
     PCATreeNN,
     build_nn,
+    cached_nn,
     exact_sqdist,
     recall,
 )
@@ -181,3 +182,41 @@ def test_exclude_with_duplicates_and_tiny_banks(method):
     assert idx.tolist() == [1]
     with pytest.raises(NNError, match="exclude"):
         build_nn(pts[:1], method).query(np.zeros((1, 2)), exclude=np.array([0]))
+
+
+def test_cached_index_is_the_built_index(data, tmp_path):
+    """Built and saved, then loaded (memory-mapped): the same arrays and the same answers;
+    other points or options rebuild it, a damaged folder is rebuilt."""
+    pts, q, hint, ref = data
+    folder = tmp_path / "bank.npz.pca-tree"
+    built = build_nn(pts)
+    first = cached_nn(pts, folder)
+    assert (folder / "key.json").is_file() and not list(tmp_path.glob(".*.tmp"))
+    loaded = cached_nn(pts, folder)
+    assert isinstance(loaded.rows, np.ndarray) and not loaded.rows.flags.writeable
+    for name in PCATreeNN.ARRAYS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(built, name))
+    want = built.query(q, hint=hint)
+    for nn in (first, loaded):
+        got = nn.query(q, hint=hint)
+        np.testing.assert_array_equal(got[0], ref)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    key = (folder / "key.json").read_text()
+    other = cached_nn(pts[:-1], folder)  # stale for these points: rebuilt and replaced
+    assert len(other) == len(pts) - 1 and (folder / "key.json").read_text() != key
+    cached_nn(pts, folder, leaf_size=64)  # other options: rebuilt
+    assert '"leaf_size": 64' in (folder / "key.json").read_text()
+    (folder / "rows.npy").write_bytes(b"damaged")
+    np.testing.assert_array_equal(cached_nn(pts, folder).query(q)[0], ref)
+    np.testing.assert_array_equal(cached_nn(pts, folder).rows, built.rows)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cached_index_needs_no_writable_folder(data, tmp_path):
+    pts, q, _, ref = data
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    np.testing.assert_array_equal(cached_nn(pts, blocker / "idx").query(q)[0], ref)
+    assert isinstance(cached_nn(pts, tmp_path / "bf", "bruteforce"), BruteForceNN)
+    assert not (tmp_path / "bf").exists()  # nothing to save for brute force

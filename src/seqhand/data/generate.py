@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -219,7 +220,28 @@ def bank_path(cfg: GenerateConfig, out: Path) -> Path:
     return out / ".cache" / f"prior-bank-{hand}-{cfg.bank_size}-{cfg.bank_seed}.npz"
 
 
+def index_path(bank_file: str | Path) -> Path:
+    """Where the search index of a pose bank is cached: next to it, ``BANK.npz.pca-tree``."""
+    p = Path(bank_file)
+    return p.with_name(p.name + ".pca-tree")
+
+
+def bank_and_index(bank_file: str | Path):
+    """The pose bank (memory-mapped) and its search index (cached next to it, built if missing
+    or stale: see :func:`seqhand.synth.nn.cached_nn`)."""
+    from seqhand.synth.bank import load_bank
+    from seqhand.synth.nn import cached_nn
+
+    bank = load_bank(bank_file, mmap=True)
+    return bank, cached_nn(bank.flat, index_path(bank_file))
+
+
 def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
+    """The run's pose bank file, and its search index cached next to it: built here once,
+    so that workers only load both."""
+    import numba
+    import torch
+
     from seqhand.synth.bank import bank_from_prior
 
     p = bank_path(cfg, out)
@@ -227,26 +249,44 @@ def ensure_bank(cfg: GenerateConfig, out: Path, progress: bool = False) -> Path:
         log.info("building the built-in prior pose bank (%d poses) -> %s", cfg.bank_size, p)
         p.parent.mkdir(parents=True, exist_ok=True)
         bank_from_prior(cfg.hand_model, cfg.bank_size, cfg.bank_seed, progress=progress).save(p)
+    # one numba thread: this process may compose next (see _one_core); torch's count is kept
+    torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(torch_threads)
+    try:
+        bank_and_index(p)
+    finally:
+        numba.set_num_threads(numba_threads)
     return p
+
+
+def _one_core() -> None:
+    """One process = one core, for numba and torch alike. Order matters: numba's first
+    ``set_num_threads`` launches its OpenMP layer, which raises the OpenMP thread count that
+    torch's parallel regions then use; each torch op ran in a 2-thread team whose second thread
+    busy-waits between ops (the hand layer and encoder were 2-4x slower, beside a second busy
+    core: the "slower after building the bank" of the stage profile). So torch's count is set
+    after numba's launch."""
+    import numba
+    import torch
+
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
 
 
 @functools.lru_cache(maxsize=2)
 def _context(cfg_json: str, bank_file: str):
-    import torch
 
     from seqhand.hand import HandLayer, load_asset
     from seqhand.synth.appearance import TemplateSet
     from seqhand.synth.backgrounds import CACHE_BYTES, load_backgrounds
-    from seqhand.synth.bank import load_bank
     from seqhand.synth.compose import Composer
     from seqhand.synth.flow import FlowConfig
-    from seqhand.synth.nn import build_nn
 
-    torch.set_num_threads(1)  # one worker = one core
+    _one_core()
     cfg = GenerateConfig(**json.loads(cfg_json))
     asset = load_asset(cfg.hand_model)
-    bank = load_bank(bank_file)
-    nn = build_nn(bank.flat)
+    bank, nn = bank_and_index(bank_file)
     layer = HandLayer(asset, pose_origin="flat")
     if cfg.theta_source == "bank":
         if bank.poses is None:
@@ -429,8 +469,12 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
         write_manifest(out, {"format": "seqhand-dataset-provisional",
                              "schema_version": SCHEMA_VERSION, "config": want},
                        name=PROVISIONAL)  # fmt: skip
-    for stale in [*out.glob(".*.tmp"), *out.glob("*.tar.tmp")]:  # temp files of killed runs
-        stale.unlink(missing_ok=True)
+    # temp files of killed runs (and of the search index cached with the prior bank)
+    for stale in [*out.glob(".*.tmp"), *out.glob("*.tar.tmp"), *out.glob(".cache/.*.tmp")]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     t0 = time.time()
     bank_file = str(ensure_bank(cfg, out, progress))
     tasks = shard_tasks(cfg)

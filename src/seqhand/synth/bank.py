@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -161,8 +162,40 @@ def make_meta(source: str, count: int, scale_to: float | None = None, **details)
     }
 
 
-def load_bank(path: str | os.PathLike) -> PoseBank:
-    """Read a bank ``.npz`` written by :meth:`PoseBank.save` (never with ``allow_pickle``)."""
+def _npz_memmaps(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Read-only memory maps of the arrays ``names`` of an ``.npz`` whose members are stored
+    uncompressed (as :meth:`PoseBank.save` writes them); members that cannot be mapped
+    (compressed, object arrays, unknown header versions) are left out."""
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for name in names:
+            info = zf.getinfo(name + ".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                continue
+            fh.seek(info.header_offset)
+            local = fh.read(30)  # the member's local header: its data follows name and extra
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                continue
+            if dtype.hasobject:
+                continue
+            out[name] = np.asarray(np.memmap(fh, dtype, "r", fh.tell(), shape,
+                                             "F" if fortran else "C"))  # fmt: skip
+    return out
+
+
+def load_bank(path: str | os.PathLike, mmap: bool = False) -> PoseBank:
+    """Read a bank ``.npz`` written by :meth:`PoseBank.save` (never with ``allow_pickle``).
+
+    ``mmap``: map the arrays read-only from the file instead of reading them (instant, and
+    processes loading the same bank share its pages); the values are the same.
+    """
     path = Path(path)
     if not path.is_file():
         raise BankError(f"{path}: no such bank file (make one with `seqhand poses build`)")
@@ -174,9 +207,10 @@ def load_bank(path: str | os.PathLike) -> PoseBank:
                     f"found {sorted(z.files)})"
                 )
             meta = json.loads(str(z["meta"]))
-            joints = z["joints"]
-            poses = z["poses"] if "poses" in z.files else None
-            names = z["names"] if "names" in z.files else None
+            present = [k for k in ("joints", "poses", "names") if k in z.files]
+            arrays = _npz_memmaps(path, present) if mmap else {}
+            arrays.update({k: z[k] for k in present if k not in arrays})
+            joints, poses, names = (arrays.get(k) for k in ("joints", "poses", "names"))
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         if isinstance(e, BankError):
             raise

@@ -29,17 +29,33 @@ faiss-ivf     no      FAISS ``IndexIVFFlat`` (k-means cells, ``nprobe`` of them 
 ============  ======  ============================================================================
 
 Use :func:`recall` to measure an approximate method against an exact one.
+
+Building a ``pca-tree`` over a million poses takes seconds; :func:`cached_nn` keeps it in a
+folder (one ``.npy`` per array, memory-mapped read-only when loaded, so processes share the
+pages) keyed by a digest of the points and the build options: a stale folder is rebuilt, and
+a folder is only ever replaced whole (written under a temporary name, then renamed).
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
+import inspect
+import json
+import logging
 import math
+import os
+import shutil
+import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from seqhand.errors import MissingExtraError, SeqhandError
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
 
 
 class NNError(SeqhandError, ValueError):
@@ -80,9 +96,20 @@ class NearestNeighbour(abc.ABC):
 
     name: str = "abstract"
     exact: bool = False
+    cacheable: bool = False
+    """Whether :meth:`state` / :meth:`from_state` can save and restore the built index."""
 
     def __init__(self, points: np.ndarray) -> None:
         self.points = points
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(options, arrays)``: what :meth:`from_state` needs besides the points."""
+        raise NotImplementedError(f"{self.name} indexes cannot be saved")
+
+    @classmethod
+    def from_state(cls, points: np.ndarray, options: dict, arrays: dict) -> NearestNeighbour:
+        """The index over ``points`` that :meth:`state` described (no rebuilding)."""
+        raise NotImplementedError(f"{cls.name} indexes cannot be loaded")
 
     @classmethod
     def build(cls, points: np.ndarray, **options) -> NearestNeighbour:
@@ -322,6 +349,10 @@ class PCATreeNN(NearestNeighbour):
 
     name = "pca-tree"
     exact = True
+    cacheable = True
+    ARRAYS = ("mean", "rotation", "perm", "lo", "hi", "rows", "head", "boxes", "pos")
+    """The built index (:meth:`state`): PCA mean and rotation, the leaf order ``perm`` and its
+    inverse ``pos``, node ranges ``lo``/``hi``, rows in leaf order, ``head`` and node boxes."""
 
     def __init__(
         self,
@@ -339,44 +370,80 @@ class PCATreeNN(NearestNeighbour):
         from seqhand.synth import _nn_kernels as kern
 
         super().__init__(points)
+        self._set_options(
+            leaf_size=leaf_size, box_dims=box_dims, margin_abs=margin_abs,
+            margin_lin=margin_lin, margin_rel=margin_rel, max_candidates=max_candidates,
+            pca_sample=pca_sample,
+        )  # fmt: skip
         n, d = points.shape
-        self.margins = np.array([margin_abs, margin_lin, margin_rel], np.float64)
-        self.max_candidates = int(max_candidates)
         # PCA from an evenly spaced sample (float64), components by decreasing variance.
         sample = points[np.linspace(0, n - 1, min(n, pca_sample)).astype(np.int64)]
         centred = sample.astype(np.float64) - sample.astype(np.float64).mean(0)
-        self.mean = sample.astype(np.float64).mean(0)
+        mean = sample.astype(np.float64).mean(0)
         cov = centred.T @ centred / len(centred)
         w, v = np.linalg.eigh(cov)
-        self.rotation = v[:, ::-1].copy()  # (D, D) columns = components
-        self.dpad = ((d + 7) // 8) * 8
-        self.box_dims = int(min(box_dims, d))
+        rotation = v[:, ::-1].copy()  # (D, D) columns = components
         # The tree only looks at the leading components: build it on those, then rotate every
         # point once, directly into leaf order.
         chunk = 1 << 18
         lead = np.empty((n, self.box_dims), np.float32)
         for lo in range(0, n, chunk):
-            lead[lo : lo + chunk] = (points[lo : lo + chunk] - self.mean) @ self.rotation[
-                :, : self.box_dims
-            ]
+            lead[lo : lo + chunk] = (points[lo : lo + chunk] - mean) @ rotation[:, : self.box_dims]
         depth = max(0, math.ceil(math.log2(max(1.0, n / max(1, leaf_size)))))
-        self.depth = depth
         with numba.parallel_chunksize(1):
             perm, lo_arr, hi_arr = kern.build_tree(lead, depth, self.box_dims)
         del lead
-        self.perm, self.lo, self.hi = perm, lo_arr, hi_arr
-        self.rows = np.zeros((n, self.dpad), np.float32)  # leaf order, PCA coordinates
+        rows = np.zeros((n, self.dpad), np.float32)  # leaf order, PCA coordinates
         for lo in range(0, n, chunk):
-            self.rows[lo : lo + chunk, :d] = (points[perm[lo : lo + chunk]] - self.mean) @ (
-                self.rotation
-            )
-        self.head = np.ascontiguousarray(self.rows[:, : kern.HEAD].T)  # dims-major
+            rows[lo : lo + chunk, :d] = (points[perm[lo : lo + chunk]] - mean) @ rotation
         # Boxes from the stored rows themselves, so every bound holds bit for bit.
         with numba.parallel_chunksize(1):
-            self.boxes = kern.node_boxes(self.rows, self.lo, self.hi, depth, self.box_dims)
-        self.pos = np.empty(n, np.int64)
-        self.pos[perm] = np.arange(n)
-        self.n_internal = (1 << depth) - 1
+            boxes = kern.node_boxes(rows, lo_arr, hi_arr, depth, self.box_dims)
+        pos = np.empty(n, np.int64)
+        pos[perm] = np.arange(n)
+        self._set_arrays(
+            {"mean": mean, "rotation": rotation, "perm": perm, "lo": lo_arr, "hi": hi_arr,
+             "rows": rows, "head": np.ascontiguousarray(rows[:, : kern.HEAD].T),  # dims-major
+             "boxes": boxes, "pos": pos}
+        )  # fmt: skip
+
+    def _set_options(self, **options) -> None:
+        self.options = options
+        self.margins = np.array(
+            [options["margin_abs"], options["margin_lin"], options["margin_rel"]], np.float64
+        )
+        self.max_candidates = int(options["max_candidates"])
+        self.box_dims = int(min(options["box_dims"], self.dim))
+        self.dpad = ((self.dim + 7) // 8) * 8
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take the built index's arrays (read-only from here on: built and loaded indexes
+        then also share one compiled signature of the query kernel)."""
+        n = len(self)
+        for name in self.ARRAYS:
+            a = np.asarray(arrays[name])
+            a.setflags(write=False)
+            setattr(self, name, a)
+        n_nodes = len(self.lo)
+        self.depth = n_nodes.bit_length() - 1  # n_nodes = 2 ** (depth + 1) - 1
+        self.n_internal = (1 << self.depth) - 1
+        shapes = {"mean": (self.dim,), "rotation": (self.dim, self.dim), "perm": (n,),
+                  "hi": (n_nodes,), "rows": (n, self.dpad), "head": (self.head.shape[0], n),
+                  "boxes": (n_nodes, 2, self.box_dims), "pos": (n,)}  # fmt: skip
+        bad = [k for k, shape in shapes.items() if getattr(self, k).shape != shape]
+        if bad or n_nodes != (1 << (self.depth + 1)) - 1:
+            raise NNError(f"pca-tree arrays of the wrong shape: {bad or ['lo']}")
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return dict(self.options), {name: getattr(self, name) for name in self.ARRAYS}
+
+    @classmethod
+    def from_state(cls, points: np.ndarray, options: dict, arrays: dict) -> PCATreeNN:
+        self = cls.__new__(cls)
+        NearestNeighbour.__init__(self, _as_points(points))
+        self._set_options(**options)
+        self._set_arrays(arrays)
+        return self
 
     def project(self, queries: np.ndarray) -> np.ndarray:
         """Queries ``(Q, D)`` in the tree's PCA coordinates, ``(Q, Dpad)`` float32."""
@@ -426,3 +493,78 @@ def build_nn(points: np.ndarray, method: str = "pca-tree", **options) -> Nearest
     if method not in METHODS:
         raise NNError(f"unknown nearest-neighbour method {method!r}; known: {sorted(METHODS)}")
     return METHODS[method].build(points, **options)
+
+
+def points_digest(points: np.ndarray) -> str:
+    """sha256 of ``(N, D)`` points as the index sees them (float32, C order) and their shape."""
+    p = _as_points(points)
+    h = hashlib.sha256(repr(p.shape).encode())
+    h.update(p.data)
+    return h.hexdigest()
+
+
+def cached_nn(
+    points: np.ndarray, folder: str | os.PathLike, method: str = "pca-tree", **options
+) -> NearestNeighbour:
+    """:func:`build_nn`, kept in ``folder`` for the next process.
+
+    The folder holds the index of exactly these points and options (``key.json``: the method,
+    its options with defaults, :func:`points_digest`, :data:`CACHE_VERSION`) and its arrays as
+    ``.npy`` files, memory-mapped read-only here. A missing, stale or unreadable folder is
+    rebuilt and replaced whole (written under a temporary name, then renamed); when it cannot
+    be written the index is only built. Queries give the same answers either way.
+    Methods without a saved form (:attr:`NearestNeighbour.cacheable`) are just built.
+    """
+    if method not in METHODS:
+        raise NNError(f"unknown nearest-neighbour method {method!r}; known: {sorted(METHODS)}")
+    cls = METHODS[method]
+    if not cls.cacheable:
+        return build_nn(points, method, **options)
+    points = _as_points(points)
+    bound = inspect.signature(cls).bind(points, **options)
+    bound.apply_defaults()
+    full = {k: v for k, v in bound.arguments.items() if k != "points"}
+    key = {"version": CACHE_VERSION, "method": method, "options": full,
+           "points": points_digest(points)}  # fmt: skip
+    folder = Path(folder)
+    index = _load_index(cls, points, folder, key)
+    if index is None:
+        log.info("building the %s search index of %d points -> %s", method, len(points), folder)
+        index = cls.build(points, **full)
+        _save_index(index, folder, key)
+    return index
+
+
+def _load_index(cls, points, folder: Path, key: dict) -> NearestNeighbour | None:
+    try:
+        if json.loads((folder / "key.json").read_text()) != key:
+            return None
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                  for name in cls.ARRAYS}  # fmt: skip
+        return cls.from_state(points, key["options"], arrays)
+    except (OSError, ValueError) as e:  # NNError is a ValueError
+        if not isinstance(e, FileNotFoundError):
+            log.warning("%s: unreadable search index (%s); rebuilding it", folder, e)
+        return None
+
+
+def _save_index(index: NearestNeighbour, folder: Path, key: dict) -> None:
+    _, arrays = index.state()
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        tmp.mkdir(parents=True)
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", a)
+        (tmp / "key.json").write_text(json.dumps(key, indent=1))
+        try:
+            os.rename(tmp, folder)  # atomic; refused when a (stale) folder is in the way
+        except OSError:
+            old = tmp.with_suffix(".old.tmp")
+            os.rename(folder, old)  # processes that mapped it keep their pages
+            os.rename(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        log.warning("could not save the search index to %s (%s); it is rebuilt next time",
+                    folder, e)  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
