@@ -1,5 +1,6 @@
 """``seqhand train --resume`` is exact from any step (early, middle, late), in a run folder that
-was copied elsewhere, and the run's ``logs/metrics.csv`` keeps its history."""
+was copied elsewhere (training on frame windows, ``data.clip_frames``), and the run's
+``logs/metrics.csv`` keeps its history."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ STEPS = 6
 
 
 def run_args(data, out, *extra):
-    sets = [a for o in [*TINY_TRAIN, f"trainer.max_steps={STEPS}", "data.val_split=null"]
+    sets = [a for o in [*TINY_TRAIN, f"trainer.max_steps={STEPS}", "data.val_split=null",
+                        "data.clip_frames=2"]  # 3-frame sequences: training on 2-frame windows
             for a in ("--set", o)]  # fmt: skip
     return ["train", "--config", "tiny", *sets, "--data", str(data), "--out", str(out),
             "--no-progress", *extra]  # fmt: skip
@@ -45,7 +47,7 @@ def metrics_rows(run):
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
-    data = write_fake_dataset(root / "data", num_train=8, num_test=0)
+    data = write_fake_dataset(root / "data", num_train=8, num_test=0, frames=3)
     out = root / "full"
     assert main(run_args(data, out)) == 0
     return data, out
