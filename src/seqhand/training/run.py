@@ -97,14 +97,15 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
-def _training_clips(base, frames: int, d: dict, transform):
+def _training_clips(base, frames: int | None, d: dict, transform):
     """The training set: every window of ``data.clip_frames`` consecutive frames of the
     sequences of ``base`` (:class:`~seqhand.training.batch.SequenceClips`), or the whole
-    sequences when ``clip_frames`` is null or not shorter than them."""
+    sequences when ``clip_frames`` is null or not shorter than them (or the manifest does not
+    say how long they are)."""
     from seqhand.training.batch import SequenceClips
 
     clip = d.get("clip_frames")
-    if not clip or int(clip) >= frames:
+    if not clip or not isinstance(frames, int) or int(clip) >= frames:
         base.transform = transform
         return base
     return SequenceClips(base, frames, int(clip), transform)
@@ -133,8 +134,8 @@ def _datasets(cfg: dict, out_dir: Path):
         train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), verify=check)
         val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
                    if val_split else None)  # fmt: skip
-        frames = json.loads((Path(d["root"]) / "manifest.json").read_text())["frames"]
-        return _training_clips(train_set, int(frames), d, tf), val_set
+        frames = json.loads((Path(d["root"]) / "manifest.json").read_text()).get("frames")
+        return _training_clips(train_set, frames, d, tf), val_set
     from seqhand.data.generate import preset
     from seqhand.data.online import OnlineSequences
 
