@@ -1,5 +1,6 @@
 """``seqhand train --resume`` is exact from any step (early, middle, late), in a run folder that
-was copied elsewhere (training on frame windows, ``data.clip_frames``), and the run's
+was copied elsewhere (training on augmented frame windows, ``data.clip_frames`` and
+``data.augment``), and the run's
 ``logs/metrics.csv`` keeps its history."""
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ STEPS = 6
 
 def run_args(data, out, *extra):
     sets = [a for o in [*TINY_TRAIN, f"trainer.max_steps={STEPS}", "data.val_split=null",
-                        "data.clip_frames=2"]  # 3-frame sequences: training on 2-frame windows
+                        "data.clip_frames=2",  # 3-frame sequences: training on 2-frame windows
+                        "data.augment={roll_deg: 20, zoom: 0.1, shift: 0.05, color: 0.5}"]
             for a in ("--set", o)]  # fmt: skip
     return ["train", "--config", "tiny", *sets, "--data", str(data), "--out", str(out),
             "--no-progress", *extra]  # fmt: skip

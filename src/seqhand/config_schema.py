@@ -60,6 +60,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "generate": Key(dict, nullable=True),  # online: preset + GenerateConfig fields
         "num_sequences": Key(int, nullable=True, **POS),  # online: training sequences
         "clip_frames": Key(int, nullable=True, **POS),  # train on windows of <= this many frames
+        "augment": Key(dict, nullable=True),  # roll_deg, zoom, shift, color (training/augment.py)
     },
     "optim": {
         "lr": Key(float, lo=0, hi=10),

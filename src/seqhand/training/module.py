@@ -144,6 +144,7 @@ class SeqHandDataModule(L.LightningDataModule):
             start_step=start, max_steps=int(t["max_steps"]),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
+            epoch_offsets=getattr(self.train_set, "epoch_offsets", False),
         )  # fmt: skip
         nw = int(d.get("num_workers", 0))
         return DataLoader(self.train_set, batch_size=int(d["batch_size"]), sampler=sampler,

@@ -97,18 +97,24 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
     )
 
 
-def _training_clips(base, frames: int | None, d: dict, transform):
+def _training_clips(base, frames: int | None, d: dict, transform, seed: int = 0):
     """The training set: every window of ``data.clip_frames`` consecutive frames of the
     sequences of ``base`` (:class:`~seqhand.training.batch.SequenceClips`), or the whole
     sequences when ``clip_frames`` is null or not shorter than them (or the manifest does not
-    say how long they are)."""
+    say how long they are). With ``data.augment`` each clip is jittered first
+    (:class:`~seqhand.training.augment.AugmentedSet`, seeded by ``trainer.seed`` and the index)."""
+    from seqhand.training.augment import AugmentedSet, augment_from_config
     from seqhand.training.batch import SequenceClips
 
+    aug = augment_from_config(d.get("augment"))
+    inner = None if aug.active else transform
     clip = d.get("clip_frames")
     if not clip or not isinstance(frames, int) or int(clip) >= frames:
-        base.transform = transform
-        return base
-    return SequenceClips(base, frames, int(clip), transform)
+        base.transform = inner
+        clips = base
+    else:
+        clips = SequenceClips(base, frames, int(clip), inner)
+    return AugmentedSet(clips, aug, transform, seed) if aug.active else clips
 
 
 def _datasets(cfg: dict, out_dir: Path):
@@ -122,6 +128,7 @@ def _datasets(cfg: dict, out_dir: Path):
 
     d = cfg["data"]
     tf = SequenceTransform(int(cfg["model"].get("image_size", 224)))
+    seed = int(cfg["trainer"].get("seed", 0))
     source = d.get("source", "shards")
     if source not in ("shards", "online"):
         raise SeqhandError(f"data.source must be shards or online, got {source!r}")
@@ -135,7 +142,7 @@ def _datasets(cfg: dict, out_dir: Path):
         val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
                    if val_split else None)  # fmt: skip
         frames = json.loads((Path(d["root"]) / "manifest.json").read_text()).get("frames")
-        return _training_clips(train_set, frames, d, tf), val_set
+        return _training_clips(train_set, frames, d, tf, seed), val_set
     from seqhand.data.generate import preset
     from seqhand.data.online import OnlineSequences
 
@@ -143,7 +150,8 @@ def _datasets(cfg: dict, out_dir: Path):
     gcfg = preset(gen.pop("preset", "demo"), **gen)
     n = d.get("num_sequences") or int(cfg["trainer"]["max_steps"]) * int(d["batch_size"])
     train_set = _training_clips(
-        OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir), gcfg.frames, d, tf
+        OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir), gcfg.frames, d, tf,
+        seed,
     )
     if not val_split:
         return train_set, None

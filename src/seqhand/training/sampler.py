@@ -2,7 +2,8 @@
 
 Sample stream position ``p = (k * world + rank) * B + j`` for the j-th item of step k on a rank;
 epoch ``e = p // N``; the index is ``perm_e[p % N]`` with ``perm_e`` a permutation drawn from
-``(seed, e)``. Restarting at step k therefore continues exactly where the run left off, with any
+``(seed, e)`` (plus ``e * N`` with ``epoch_offsets``, for datasets that draw per-epoch
+augmentation from the index, :class:`seqhand.training.augment.AugmentedSet`). Restarting at step k therefore continues exactly where the run left off, with any
 number of DataLoader workers, and ranks never overlap within an epoch.
 
 For Lightning the whole run is one epoch of ``max_steps`` batches, and ``len()`` says so whatever
@@ -20,12 +21,14 @@ from torch.utils.data import Sampler
 
 class StepSampler(Sampler[int]):
     def __init__(self, num_items: int, batch_size: int, *, seed: int = 0, start_step: int = 0,
-                 max_steps: int, rank: int = 0, world_size: int = 1, shuffle: bool = True):  # fmt: skip
+                 max_steps: int, rank: int = 0, world_size: int = 1, shuffle: bool = True,
+                 epoch_offsets: bool = False):  # fmt: skip
         if num_items <= 0:
             raise ValueError("StepSampler needs at least one item")
         self.n, self.b = num_items, batch_size
         self.seed, self.start, self.stop = seed, start_step, max_steps
         self.rank, self.world, self.shuffle = rank, world_size, shuffle
+        self.offsets = epoch_offsets
         self._perms: dict[int, np.ndarray] = {}
 
     def _perm(self, epoch: int) -> np.ndarray:
@@ -38,7 +41,11 @@ class StepSampler(Sampler[int]):
 
     def indices_for_step(self, step: int) -> list[int]:
         base = (step * self.world + self.rank) * self.b
-        return [int(self._perm((base + j) // self.n)[(base + j) % self.n]) for j in range(self.b)]
+        out = []
+        for p in range(base, base + self.b):
+            e = p // self.n
+            out.append(int(self._perm(e)[p % self.n]) + (e * self.n if self.offsets else 0))
+        return out
 
     def __iter__(self):
         for k in range(self.start, self.stop):
