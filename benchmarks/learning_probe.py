@@ -1,0 +1,170 @@
+"""Fast A/B probes of the `tiny` recipe: the same model, losses and batches as `seqhand train`
+(``SeqHandModule``), in a plain loop on one core with the dataset held in memory, so that two
+variants run side by side in ~10 minutes. It is how the "probes" table of docs/results.md was
+measured; a variant that wins here still has to win in `benchmarks/learning.py` (the real
+trainer) before it becomes a default.
+
+    python benchmarks/learning_probe.py --data out/demo/data --name base --steps 800
+    python benchmarks/learning_probe.py --data out/demo/data --name jitter --augment roll_deg=30 zoom=0.1 shift=0.05
+    python benchmarks/learning_probe.py --data out/demo/data --name f2 --clip 2 --batch 32
+    python benchmarks/learning_probe.py --data out/demo/data --name s16 --stride16 --grid 6
+    python benchmarks/learning_probe.py --data out/demo/data --name aux --aux 5
+
+Variants: ``--augment`` (``data.augment`` fields), ``--clip/--batch`` (clip length, clips per
+step), ``--ntrain`` (training sequences), ``--stride16`` (the last stage without its stride: a
+6 x 6 map at 96 px, ~1.3x the compute), ``--grid`` (``head_grid``), ``--aux W`` (an auxiliary
+1x1-conv head on the stride-8 features during training only: soft-argmax 2D joints, L1 summed
+over joints / image side, weight W, plus the silhouette at that resolution, BCE weight 1).
+
+Prints one JSON line per evaluation: held-out and training-subset 3D error (mm,
+root-relative), PA-MPJPE, median rotation error, median size ratio, R^2 of the first pose-PCA
+coefficient; ``--out`` also writes them as a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqhand.config import load_config
+from seqhand.data.seqhand_dataset import read_sequences
+from seqhand.evaluation.view import image_size_px, rotation_errors_deg
+from seqhand.geometry.alignment import procrustes
+from seqhand.models import build_model
+from seqhand.training.augment import augment_from_config
+from seqhand.training.batch import clip_sample, collate, sequence_item
+from seqhand.training.module import SeqHandModule
+
+
+def _model(args) -> nn.Module:
+    from seqhand.models.resnet import BasicBlock, ResNet
+
+    bb = ResNet(BasicBlock, (1, 1, 1, 1), 0, 32)  # the tiny preset's backbone
+    if args.stride16:
+        bb.layer4[0].conv1.stride = (1, 1)
+        bb.layer4[0].downsample[0].stride = (1, 1)
+    return build_model("tiny", backbone=bb, head_grid=args.grid)
+
+
+class AuxHead(nn.Module):
+    """Training-only dense supervision on the backbone's stride-8 features (layer2)."""
+
+    def __init__(self, model: nn.Module, channels: int = 64) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 22, 1)
+        self.feats = None
+        model.backbone.layer2.register_forward_hook(lambda m, i, o: setattr(self, "feats", o))
+
+    def loss(self, b: dict) -> torch.Tensor:
+        f = self.conv(self.feats)
+        n, _, h, w = f.shape
+        side = b["frames"].shape[-1]
+        hm = f[:, :21].flatten(2).softmax(-1).reshape(n, 21, h, w)
+        cx = (torch.arange(w) + 0.5) * (side / w) - 0.5
+        cy = (torch.arange(h) + 0.5) * (side / h) - 0.5
+        pred = torch.stack([(hm.sum(2) * cx).sum(-1), (hm.sum(3) * cy).sum(-1)], -1)
+        gt, v = b["joints2d"].reshape(n, 21, 2), b["joints2d_valid"].reshape(n, 21).float()
+        l2d = ((pred - gt).abs().sum(-1) / side * v).sum() / n
+        m = nn.functional.adaptive_avg_pool2d(b["mask"].reshape(n, 1, side, side).float(), (h, w))
+        return l2d, nn.functional.binary_cross_entropy_with_logits(f[:, 21:], m)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="a generated dataset (train and test splits)")
+    ap.add_argument("--name", default="probe")
+    ap.add_argument("--out", default=None, help="write the evaluations to this JSON file")
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--eval-every", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=16, help="clips per step")
+    ap.add_argument("--clip", type=int, default=4, help="frames per clip")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ntrain", type=int, default=2000, help="training sequences (first N)")
+    ap.add_argument("--ntest", type=int, default=48, help="held-out sequences (first N)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--augment", nargs="*", default=[], help="data.augment fields, key=value")
+    ap.add_argument("--stride16", action="store_true")
+    ap.add_argument("--grid", type=int, default=3)
+    ap.add_argument("--aux", type=float, default=0.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    cfg = load_config("tiny", [])
+    size = int(cfg["model"]["image_size"])
+    model = _model(args)
+    aux = AuxHead(model) if args.aux else None
+    mod = SeqHandModule(cfg, model=model)
+    aug = augment_from_config({k: float(v) for k, v in (x.split("=") for x in args.augment)})
+    train = read_sequences(args.data, "train", limit=args.ntrain)
+    frames = len(train[0]["frames"])
+    test = [sequence_item(s, size) for s in read_sequences(args.data, "test", limit=args.ntest)]
+    train_eval = [sequence_item(s, size) for s in train[: args.ntest]]
+
+    params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
+    warm = int(cfg["optim"]["warmup_steps"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (
+        1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, args.steps - warm)))))  # fmt: skip
+    rng = np.random.default_rng(args.seed)
+
+    def evaluate(items) -> dict:
+        model.eval()
+        e3, pa, rot, size_r, pp, tp = [], [], [], [], [], []
+        with torch.no_grad():
+            for i in range(0, len(items), 8):
+                b = collate(items[i : i + 8])
+                p, dec, _ = mod._step(b)
+                gt = (b["joints3d"] - b["joints3d"][..., :1, :]).reshape(-1, 21, 3).numpy()
+                pr = dec.joints3d.reshape(-1, 21, 3).double().numpy()
+                e3.append(np.linalg.norm(pr - gt, axis=-1).mean(-1))
+                pa.append(np.linalg.norm(procrustes(pr, gt)[0] - gt, axis=-1).mean(-1))
+                p, t = p.reshape(-1, 26).numpy(), b["params"].reshape(-1, 26).numpy()
+                rot.append(rotation_errors_deg(p[:, 3:6], t[:, 3:6]))
+                size_r.append(image_size_px(dec.joints2d.reshape(-1, 21, 2).numpy())
+                              / image_size_px(b["joints2d"].reshape(-1, 21, 2).numpy()))  # fmt: skip
+                pp.append(p[:, 6]), tp.append(t[:, 6])
+        model.train()
+        pp, tp = np.concatenate(pp), np.concatenate(tp)
+        return {"e3": 1000 * np.concatenate(e3).mean(), "pa": 1000 * np.concatenate(pa).mean(),
+                "rot": np.median(np.concatenate(rot)), "size": np.median(np.concatenate(size_r)),
+                "r2_pca0": 1 - ((pp - tp) ** 2).sum() / ((tp - tp.mean()) ** 2).sum()}  # fmt: skip
+
+    t0, hist = time.time(), []
+    for step in range(1, args.steps + 1):
+        idx = rng.choice(len(train), args.batch, replace=False)
+        starts = rng.integers(0, frames - args.clip + 1, args.batch)
+        items = []
+        for i, s0 in zip(idx, starts):
+            s = clip_sample(train[i], int(s0), args.clip)
+            items.append(sequence_item(aug(s, rng) if aug.active else s, size))
+        b = collate(items)
+        _, _, out = mod._step(b)
+        loss = out.total
+        if aux is not None:
+            l2d, lmask = aux.loss(b)
+            loss = loss + args.aux * l2d + lmask
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            row = {"name": args.name, "step": step, "sec": round(time.time() - t0)}
+            row.update({f"test_{k}": round(float(v), 3) for k, v in evaluate(test).items()})
+            row.update({f"train_{k}": round(float(v), 3) for k, v in evaluate(train_eval).items()})
+            hist.append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"args": vars(args), "hist": hist}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
