@@ -81,6 +81,22 @@ def _weighted_mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (x * w[..., None]).sum(1) / np.maximum(tot, _EPS)
 
 
+def _centroid_scale(p: np.ndarray, g: np.ndarray, w: np.ndarray):
+    """``(s, t)`` of ``g ~ s p + t`` matching the weighted centroids and mean radii."""
+    cp, cg = _weighted_mean(p, w), _weighted_mean(g, w)
+    rp = _weighted_mean(np.linalg.norm(p - cp[:, None], axis=-1)[..., None], w)[:, 0]
+    rg = _weighted_mean(np.linalg.norm(g - cg[:, None], axis=-1)[..., None], w)[:, 0]
+    s = np.where(rp > _EPS, rg / np.maximum(rp, _EPS), 1.0)
+    return s, cg - s[:, None] * cp
+
+
+def _lsq_scale(p: np.ndarray, g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Least-squares scale about the origin, ``<p, g> / <p, p>`` over the weighted points."""
+    num = np.einsum("bn,bni,bni->b", w, p, g)
+    den = np.einsum("bn,bni,bni->b", w, p, p)
+    return np.where(den > _EPS, num / np.maximum(den, _EPS), 1.0)
+
+
 def procrustes(
     pred: np.ndarray,
     gt: np.ndarray,
@@ -222,16 +238,10 @@ def alignment_transform(
             s = lg / np.broadcast_to(np.asarray(pred_scale, np.float64).reshape(-1), (b,))
         return s, eye, g[:, root] - s[:, None] * p[:, root]
     if mode == "centroid_scale":
-        cp, cg = _weighted_mean(p, w), _weighted_mean(g, w)
-        rp = _weighted_mean(np.linalg.norm(p - cp[:, None], axis=-1)[..., None], w)[:, 0]
-        rg = _weighted_mean(np.linalg.norm(g - cg[:, None], axis=-1)[..., None], w)[:, 0]
-        s = np.where(rp > _EPS, rg / np.maximum(rp, _EPS), 1.0)
-        return s, eye, cg - s[:, None] * cp
+        s, t = _centroid_scale(p, g, w)
+        return s, eye, t
     if mode == "scale":
-        num = np.einsum("bn,bni,bni->b", w, p, g)
-        den = np.einsum("bn,bni,bni->b", w, p, p)
-        s = np.where(den > _EPS, num / np.maximum(den, _EPS), 1.0)
-        return s, eye, np.zeros((b, d))
+        return _lsq_scale(p, g, w), eye, np.zeros((b, d))
     raise ValueError(f"unknown alignment mode {mode!r}; expected one of {ALIGNMENT_MODES}")
 
 
@@ -242,21 +252,15 @@ def align_centroid_scale(pred, gt, valid=None):
     ``r`` their mean distance to it (Minimal-Hand's EgoDexter / Dexter+Object protocol).
     """
     p, g, w, single = _batch(pred, gt, valid)
-    cp, cg = _weighted_mean(p, w), _weighted_mean(g, w)
-    rp = _weighted_mean(np.linalg.norm(p - cp[:, None], axis=-1)[..., None], w)[:, 0]
-    rg = _weighted_mean(np.linalg.norm(g - cg[:, None], axis=-1)[..., None], w)[:, 0]
-    s = np.where(rp > _EPS, rg / np.maximum(rp, _EPS), 1.0)
-    out = cg[:, None] + s[:, None, None] * (p - cp[:, None])
+    s, t = _centroid_scale(p, g, w)
+    out = s[:, None, None] * p + t[:, None]
     return out[0] if single else out
 
 
 def align_scale(pred, gt, valid=None):
     """Least-squares scale about the origin: ``s = <p, g> / <p, p>`` over valid points."""
     p, g, w, single = _batch(pred, gt, valid)
-    num = np.einsum("bn,bni,bni->b", w, p, g)
-    den = np.einsum("bn,bni,bni->b", w, p, p)
-    s = np.where(den > _EPS, num / np.maximum(den, _EPS), 1.0)
-    out = s[:, None, None] * p
+    out = _lsq_scale(p, g, w)[:, None, None] * p
     return out[0] if single else out
 
 
