@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,40 @@ def test_indexed_dataset_equals_stream(tmp_path):
     for i in (5, 0, 3):
         np.testing.assert_array_equal(idx[i]["frames"], stream[i]["frames"])
         assert idx[i]["meta"] == stream[i]["meta"]
+
+
+def test_damaged_compressed_annotations_are_a_sample_error():
+    """A flipped byte inside ann.npz makes zlib fail (not only the zip CRC), or names an
+    unknown compression method: the reader must say so as a SampleError, never let
+    ``zlib.error`` / ``NotImplementedError`` through (found by
+    test_fuzz_damaged_shard_is_never_read_short)."""
+    import zlib
+
+    from seqhand.data.shards import SampleError
+
+    files = encode_sample(fake_sample(3), image_format="png")
+    npz = files["ann.npz"]
+    raw_zlib = 0
+    for pos in range(0, len(npz), 3):
+        bad = bytearray(npz)
+        bad[pos] ^= 0xFF
+        try:  # what numpy alone does with it
+            with np.load(io.BytesIO(bytes(bad))) as z:
+                [z[k] for k in z.files]
+        except zlib.error:
+            raw_zlib += 1
+        except Exception:  # noqa: BLE001 - other errors are covered by decode_sample too
+            pass
+        try:
+            decode_sample({**files, "ann.npz": bytes(bad)})
+        except SampleError as e:
+            assert "ann.npz" in str(e) and "\n" not in str(e)
+    assert raw_zlib > 0  # the case this test is about did occur
+    for name in ("f00.png", "mask.png"):  # the images' deflate streams too
+        for pos in range(0, len(files[name]), 5):
+            bad = bytearray(files[name])
+            bad[pos] ^= 0xFF
+            try:
+                decode_sample({**files, name: bytes(bad)})
+            except SampleError as e:
+                assert "\n" not in str(e)

@@ -35,6 +35,7 @@ import re
 import tarfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,7 +193,8 @@ def decode_sample(files: dict[str, bytes], required: frozenset[str] = frozenset(
             ann = {k: z[k] for k in z.files}
     except KeyError:
         raise SampleError("no ann.npz") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError, RuntimeError) as e:  # damaged: bad deflate / method / flags  # fmt: skip
         raise SampleError(
             f"ann.npz is not a readable .npz ({type(e).__name__}: {one_line(e)})"
         ) from None
