@@ -149,10 +149,8 @@ def _datasets(cfg: dict, out_dir: Path):
     gen = dict(d.get("generate") or {})
     gcfg = preset(gen.pop("preset", "demo"), **gen)
     n = d.get("num_sequences") or int(cfg["trainer"]["max_steps"]) * int(d["batch_size"])
-    train_set = _training_clips(
-        OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir), gcfg.frames, d, tf,
-        seed,
-    )
+    online = OnlineSequences(gcfg, "train", num_sequences=int(n), cache_dir=out_dir)
+    train_set = _training_clips(online, gcfg.frames, d, tf, seed)
     if not val_split:
         return train_set, None
     if have_shards:
