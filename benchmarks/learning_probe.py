@@ -14,7 +14,8 @@ Variants: ``--augment`` (``data.augment`` fields), ``--clip/--batch`` (clip leng
 step), ``--ntrain`` (training sequences), ``--stride16`` (the last stage without its stride: a
 6 x 6 map at 96 px, ~1.3x the compute), ``--grid`` (``head_grid``), ``--aux W`` (an auxiliary
 1x1-conv head on the stride-8 features during training only: soft-argmax 2D joints, L1 summed
-over joints / image side, weight W, plus the silhouette at that resolution, BCE weight 1).
+over joints / image side, weight W, plus the silhouette at that resolution, BCE weight 1),
+``--rot-weight W`` (an extra Frobenius rotation term), ``--no-beta-cam`` (beta out of L_cam).
 
 Prints one JSON line per evaluation: held-out and training-subset 3D error (mm,
 root-relative), PA-MPJPE, median rotation error, median size ratio, R^2 of the first pose-PCA
@@ -33,9 +34,11 @@ import torch
 from torch import nn
 
 from seqhand.config import load_config
+from seqhand.conventions import OUTPUT_SLICES
 from seqhand.data.seqhand_dataset import read_sequences
 from seqhand.evaluation.view import image_size_px, rotation_errors_deg
 from seqhand.geometry.alignment import procrustes
+from seqhand.geometry.rotations import axis_angle_to_matrix
 from seqhand.models import build_model
 from seqhand.training.augment import augment_from_config
 from seqhand.training.batch import clip_sample, collate, sequence_item
@@ -93,6 +96,8 @@ def main() -> None:
     ap.add_argument("--stride16", action="store_true")
     ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--aux", type=float, default=0.0)
+    ap.add_argument("--rot-weight", type=float, default=0.0, help="extra ||R_hat - R||_F^2")
+    ap.add_argument("--no-beta-cam", action="store_true", help="beta out of L_cam")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -146,8 +151,18 @@ def main() -> None:
             s = clip_sample(train[i], int(s0), args.clip)
             items.append(sequence_item(aug(s, rng) if aug.active else s, size))
         b = collate(items)
-        _, _, out = mod._step(b)
+        params, rotmat, _ = model.forward_full(b["frames"])
+        targets = {k: v for k, v in b.items() if k != "frames"}
+        out = mod.loss_fn(params, mod.decoder(params, rotmat), targets,
+                          image_hw=tuple(b["frames"].shape[-2:]), rotmat=rotmat)  # fmt: skip
         loss = out.total
+        if args.rot_weight:
+            r_true = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
+            loss = loss + args.rot_weight * (rotmat - r_true).pow(2).sum((-2, -1)).mean()
+        if args.no_beta_cam:  # L_cam is a mean over frames of a sum over groups
+            beta = OUTPUT_SLICES["betas"]
+            err = (params[..., beta] - b["params"][..., beta]).pow(2).sum(-1).mean()
+            loss = loss - float(cfg["loss"]["camera"]) * err
         if aux is not None:
             l2d, lmask = aux.loss(b)
             loss = loss + args.aux * l2d + lmask
