@@ -3,8 +3,9 @@
 Sample stream position ``p = (k * world + rank) * B + j`` for the j-th item of step k on a rank;
 epoch ``e = p // N``; the index is ``perm_e[p % N]`` with ``perm_e`` a permutation drawn from
 ``(seed, e)`` (plus ``e * N`` with ``epoch_offsets``, for datasets that draw per-epoch
-augmentation from the index, :class:`seqhand.training.augment.AugmentedSet`). Restarting at step k therefore continues exactly where the run left off, with any
-number of DataLoader workers, and ranks never overlap within an epoch.
+augmentation from the index, :class:`seqhand.training.augment.AugmentedSet`). Restarting at
+step k therefore continues exactly where the run left off, with any number of DataLoader
+workers, and ranks never overlap within an epoch.
 
 For Lightning the whole run is one epoch of ``max_steps`` batches, and ``len()`` says so whatever
 ``start_step`` is: on resume Lightning restores its in-epoch batch counter (= the global step),
