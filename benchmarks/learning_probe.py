@@ -17,9 +17,9 @@ step), ``--ntrain`` (training sequences), ``--stride16`` (the last stage without
 over joints / image side, weight W, plus the silhouette at that resolution, BCE weight 1),
 ``--rot-weight W`` (an extra Frobenius rotation term), ``--no-beta-cam`` (beta out of L_cam).
 
-Prints one JSON line per evaluation: held-out and training-subset 3D error (mm,
-root-relative), PA-MPJPE, median rotation error, median size ratio, R^2 of the first pose-PCA
-coefficient; ``--out`` also writes them as a JSON file.
+Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
+held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
+median size ratio; ``--out`` also writes them as a JSON file.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from torch import nn
 from seqhand.config import load_config
 from seqhand.conventions import OUTPUT_SLICES
 from seqhand.data.seqhand_dataset import read_sequences
-from seqhand.evaluation.view import image_size_px, rotation_errors_deg
-from seqhand.geometry.alignment import procrustes
+from seqhand.evaluation.accumulator import MetricAccumulator
+from seqhand.evaluation.evaluator import evaluate_sequences, generated_sequences
+from seqhand.evaluation.view import ViewMetrics
 from seqhand.geometry.rotations import axis_angle_to_matrix
 from seqhand.models import build_model
 from seqhand.training.augment import augment_from_config
@@ -110,8 +111,8 @@ def main() -> None:
     aug = augment_from_config({k: float(v) for k, v in (x.split("=") for x in args.augment)})
     train = read_sequences(args.data, "train", limit=args.ntrain)
     frames = len(train[0]["frames"])
-    test = [sequence_item(s, size) for s in read_sequences(args.data, "test", limit=args.ntest)]
-    train_eval = [sequence_item(s, size) for s in train[: args.ntest]]
+    test = list(generated_sequences(args.data, "test", size, limit=args.ntest))
+    train_eval = list(generated_sequences(args.data, "train", size, limit=args.ntest))
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
@@ -120,27 +121,15 @@ def main() -> None:
         1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, args.steps - warm)))))  # fmt: skip
     rng = np.random.default_rng(args.seed)
 
-    def evaluate(items) -> dict:
-        model.eval()
-        e3, pa, rot, size_r, pp, tp = [], [], [], [], [], []
-        with torch.no_grad():
-            for i in range(0, len(items), 8):
-                b = collate(items[i : i + 8])
-                p, dec, _ = mod._step(b)
-                gt = (b["joints3d"] - b["joints3d"][..., :1, :]).reshape(-1, 21, 3).numpy()
-                pr = dec.joints3d.reshape(-1, 21, 3).double().numpy()
-                e3.append(np.linalg.norm(pr - gt, axis=-1).mean(-1))
-                pa.append(np.linalg.norm(procrustes(pr, gt)[0] - gt, axis=-1).mean(-1))
-                p, t = p.reshape(-1, 26).numpy(), b["params"].reshape(-1, 26).numpy()
-                rot.append(rotation_errors_deg(p[:, 3:6], t[:, 3:6]))
-                size_r.append(image_size_px(dec.joints2d.reshape(-1, 21, 2).numpy())
-                              / image_size_px(b["joints2d"].reshape(-1, 21, 2).numpy()))  # fmt: skip
-                pp.append(p[:, 6]), tp.append(t[:, 6])
+    def evaluate(sequences) -> dict:
+        """The metrics of `seqhand evaluate` (root-relative 3D, PA-MPJPE, rotation, size)."""
+        acc, view = MetricAccumulator(alignment="root"), ViewMetrics()
+        evaluate_sequences(model, sequences, accumulator=acc, decoder=mod.decoder,
+                           progress=False, view=view)  # fmt: skip
         model.train()
-        pp, tp = np.concatenate(pp), np.concatenate(tp)
-        return {"e3": 1000 * np.concatenate(e3).mean(), "pa": 1000 * np.concatenate(pa).mean(),
-                "rot": np.median(np.concatenate(rot)), "size": np.median(np.concatenate(size_r)),
-                "r2_pca0": 1 - ((pp - tp) ** 2).sum() / ((tp - tp.mean()) ** 2).sum()}  # fmt: skip
+        m = {**acc.evaluate(), **view.evaluate()}
+        return {"e3": m["epe3d_mean_mm"], "pa": m["pa_mpjpe_mm"],
+                "rot": m["rot_err_median_deg"], "size": m["size_ratio_median"]}  # fmt: skip
 
     t0, hist = time.time(), []
     for step in range(1, args.steps + 1):

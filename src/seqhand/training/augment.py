@@ -78,8 +78,8 @@ def warp_sample(sample: dict, phi: float, zoom: float = 1.0, shift=(0.0, 0.0)) -
     ann["trans"] = move(np.asarray(ann["trans"]).reshape(t, 2))
     ann["scale"] = (np.asarray(ann["scale"], dtype=np.float64) * zoom).astype(np.float32)
     roll = Rotation.from_rotvec([0.0, 0.0, phi])
-    ann["rot"] = (roll * Rotation.from_rotvec(np.asarray(ann["rot"], np.float64))).as_rotvec()
-    ann["rot"] = ann["rot"].astype(np.float32)
+    rot = roll * Rotation.from_rotvec(np.asarray(ann["rot"], float))
+    ann["rot"] = rot.as_rotvec().astype(np.float32)
     out["ann"] = ann
     return out
 
