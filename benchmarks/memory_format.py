@@ -77,8 +77,12 @@ def main() -> None:
     print(f"{args.preset}: {args.clips} clips x {args.frames} frames at {size} px, "
           f"{torch.get_num_threads()} threads, {args.repeats} steps each")  # fmt: skip
     for k, v in times.items():
-        print(f"  {k:14s} {v / args.repeats * 1e3:8.1f} ms/step  {n * args.repeats / v:7.1f} frames/s")
-    print(f"  speed-up (contiguous / channels_last): {times['contiguous'] / times['channels_last']:.2f}x")
+        print(
+            f"  {k:14s} {v / args.repeats * 1e3:8.1f} ms/step  {n * args.repeats / v:7.1f} frames/s"
+        )
+    print(
+        f"  speed-up (contiguous / channels_last): {times['contiguous'] / times['channels_last']:.2f}x"
+    )
     print(f"  max |output difference| at the first step: {diff:.2e}")
 
 
