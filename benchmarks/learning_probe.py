@@ -17,9 +17,21 @@ step), ``--ntrain`` (training sequences), ``--stride16`` (the last stage without
 over joints / image side, weight W, plus the silhouette at that resolution, BCE weight 1),
 ``--rot-weight W`` (an extra Frobenius rotation term), ``--no-beta-cam`` (beta out of L_cam).
 
+Probes of *why* it learns slowly (docs/results.md, "Why the articulation is not learned"):
+``--model perframe`` (the tiny backbone, global pooling, one linear layer: no ConvLSTM),
+``--theta-only`` (the loss is only the squared error of the 10 pose-PCA numbers),
+``--background none|swap`` (training frames with the background blacked out - the
+normalised mean colour - or pasted, by the silhouette, onto the background of another clip of
+the batch whose own hand is filled with a blur of its surroundings), ``--detach-pose`` (theta
+and beta get no gradient from the terms on the decoded hand, only from L_cam),
+``--canonical W`` (an extra squared 3D joint error without the global rotation, summed over
+joints in m^2, weight W), ``--rot-bins W`` (a training-only linear classifier of the nearest
+of the 24 rotations of the cube group, cross-entropy weight W, on the head's input features).
+
 Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
 held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
-median size ratio; ``--out`` also writes them as a JSON file.
+median size ratio, and the R^2 of the first pose-PCA coefficient (how open or closed the
+hand is; 0 = no better than its mean); ``--out`` also writes them as a JSON file.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import time
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from torch import nn
 
 from seqhand.config import load_config
@@ -48,12 +61,42 @@ from seqhand.training.module import SeqHandModule
 
 def _model(args) -> nn.Module:
     from seqhand.models.resnet import BasicBlock, ResNet
+    from seqhand.models.variants import PerFrameRegressor
 
     bb = ResNet(BasicBlock, (1, 1, 1, 1), 0, 32)  # the tiny preset's backbone
     if args.stride16:
         bb.layer4[0].conv1.stride = (1, 1)
         bb.layer4[0].downsample[0].stride = (1, 1)
+    if args.model == "perframe":
+        return PerFrameRegressor(bb, head_hidden=())
     return build_model("tiny", backbone=bb, head_grid=args.grid)
+
+
+def swap_backgrounds(frames: torch.Tensor, masks: torch.Tensor, rng) -> torch.Tensor:
+    """``(B, T, 3, S, S)`` normalised frames, ``(B, T, S, S)`` silhouettes -> each clip's hand
+    on the background of another clip of the batch, whose own hand (silhouette grown by 2 px)
+    is filled with an 8 x 8 area average of the rest of its frame, upsampled."""
+    b, t, _, h, w = frames.shape
+    m = masks[:, :, None].float()
+    perm = torch.from_numpy(rng.permutation(b))
+    other = frames[perm].flatten(0, 1)
+    hole = nn.functional.max_pool2d(m[perm].flatten(0, 1), 5, 1, 2)
+    keep = nn.functional.adaptive_avg_pool2d(1 - hole, 8).clamp(min=1e-3)
+    fill = nn.functional.adaptive_avg_pool2d(other * (1 - hole), 8) / keep
+    fill = nn.functional.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
+    bg = (other * (1 - hole) + fill * hole).reshape(frames.shape)
+    return m * frames + (1 - m) * bg
+
+
+def pc1_r2(model: nn.Module, items: list[dict]) -> float:
+    """R^2 of the first pose-PCA coefficient over every frame of ``items`` (eval mode)."""
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(it["frames"][None])[0][0] for it in items])
+    model.train()
+    k = OUTPUT_SLICES["pose_pca"].start
+    y = torch.cat([it["params"] for it in items])[:, k]
+    return float(1 - (pred[:, k] - y).pow(2).mean() / y.var(unbiased=False))
 
 
 class AuxHead(nn.Module):
@@ -99,6 +142,12 @@ def main() -> None:
     ap.add_argument("--aux", type=float, default=0.0)
     ap.add_argument("--rot-weight", type=float, default=0.0, help="extra ||R_hat - R||_F^2")
     ap.add_argument("--no-beta-cam", action="store_true", help="beta out of L_cam")
+    ap.add_argument("--model", choices=("tiny", "perframe"), default="tiny")
+    ap.add_argument("--theta-only", action="store_true", help="loss: pose-PCA error only")
+    ap.add_argument("--background", choices=("keep", "none", "swap"), default="keep")
+    ap.add_argument("--detach-pose", action="store_true", help="theta, beta only from L_cam")
+    ap.add_argument("--canonical", type=float, default=0.0, help="rotation-free 3D term")
+    ap.add_argument("--rot-bins", type=float, default=0.0, help="24-way rotation classifier")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -113,8 +162,23 @@ def main() -> None:
     frames = len(train[0]["frames"])
     test = list(generated_sequences(args.data, "test", size, limit=args.ntest))
     train_eval = list(generated_sequences(args.data, "train", size, limit=args.ntest))
+    r2_items = {
+        "test": [sequence_item(x, size, with_mask=False)
+                 for x in read_sequences(args.data, "test", limit=args.ntest)],
+        "train": [sequence_item(x, size, with_mask=args.background == "none")
+                  for x in train[: args.ntest]],
+    }  # fmt: skip
+    if args.background == "none":  # R^2 on training sequences then sees them as trained
+        for it in r2_items["train"]:
+            it["frames"] = it["frames"] * it["mask"][:, None]
+    bins = nn.Linear(model.head.out.in_features, 24) if args.rot_bins else None
+    feats: dict = {}
+    if bins is not None:
+        model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
+    anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
+    params += list(bins.parameters()) if bins is not None else []
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
     warm = int(cfg["optim"]["warmup_steps"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (
@@ -129,7 +193,8 @@ def main() -> None:
         model.train()
         m = {**acc.evaluate(), **view.evaluate()}
         return {"e3": m["epe3d_mean_mm"], "pa": m["pa_mpjpe_mm"],
-                "rot": m["rot_err_median_deg"], "size": m["size_ratio_median"]}  # fmt: skip
+                "rot": m["rot_err_median_deg"], "size": m["size_ratio_median"],
+                "pc1_r2": pc1_r2(model, r2_items["test" if sequences is test else "train"])}  # fmt: skip
 
     t0, hist = time.time(), []
     for step in range(1, args.steps + 1):
@@ -140,13 +205,38 @@ def main() -> None:
             s = clip_sample(train[i], int(s0), args.clip)
             items.append(sequence_item(aug(s, rng) if aug.active else s, size))
         b = collate(items)
+        if args.background == "none":
+            b["frames"] = b["frames"] * b["mask"][:, :, None]
+        elif args.background == "swap":
+            b["frames"] = swap_backgrounds(b["frames"], b["mask"], rng)
         params, rotmat, _ = model.forward_full(b["frames"])
-        targets = {k: v for k, v in b.items() if k != "frames"}
-        out = mod.loss_fn(params, mod.decoder(params, rotmat), targets,
-                          image_hw=tuple(b["frames"].shape[-2:]), rotmat=rotmat)  # fmt: skip
-        loss = out.total
+        sl = OUTPUT_SLICES
+        if args.theta_only:
+            loss = (params[..., sl["pose_pca"]] - b["params"][..., sl["pose_pca"]]).pow(2)
+            loss = loss.sum(-1).mean()
+        else:
+            targets = {k: v for k, v in b.items() if k != "frames"}
+            if args.detach_pose:
+                pose = sl["pose_pca"].start
+                dec = torch.cat([params[..., :pose], params[..., pose:].detach()], -1)
+            else:
+                dec = params
+            loss = mod.loss_fn(params, mod.decoder(dec, rotmat), targets,
+                               image_hw=tuple(b["frames"].shape[-2:]), rotmat=rotmat).total  # fmt: skip
+        r_true = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
+        if args.canonical:  # both hands without their global rotation, root-relative
+            eye = torch.eye(3).expand(rotmat.shape)
+            j_true = b["joints3d"] - b["joints3d"][..., :1, :]
+            j_true = torch.einsum("btji,btkj->btki", r_true, j_true)
+            err = (mod.decoder(params, eye).joints3d - j_true).pow(2).sum((-2, -1))
+            loss = loss + args.canonical * err.mean()
+        if bins is not None:  # nearest anchor: the largest trace(A^T R)
+            near = torch.einsum("btij,kij->btk", r_true, anchors).argmax(-1)
+            logits = bins(feats["x"])
+            loss = loss + args.rot_bins * nn.functional.cross_entropy(
+                logits.flatten(0, 1), near.flatten()
+            )
         if args.rot_weight:
-            r_true = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
             loss = loss + args.rot_weight * (rotmat - r_true).pow(2).sum((-2, -1)).mean()
         if args.no_beta_cam:  # L_cam is a mean over frames of a sum over groups
             beta = OUTPUT_SLICES["betas"]
