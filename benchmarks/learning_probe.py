@@ -175,7 +175,7 @@ def main() -> None:
     feats: dict = {}
     if bins is not None:
         model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
-    anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
+        anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
     params += list(bins.parameters()) if bins is not None else []
@@ -185,7 +185,7 @@ def main() -> None:
         1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, args.steps - warm)))))  # fmt: skip
     rng = np.random.default_rng(args.seed)
 
-    def evaluate(sequences) -> dict:
+    def evaluate(sequences, r2_set: list[dict]) -> dict:
         """The metrics of `seqhand evaluate` (root-relative 3D, PA-MPJPE, rotation, size)."""
         acc, view = MetricAccumulator(alignment="root"), ViewMetrics()
         evaluate_sequences(model, sequences, accumulator=acc, decoder=mod.decoder,
@@ -194,7 +194,7 @@ def main() -> None:
         m = {**acc.evaluate(), **view.evaluate()}
         return {"e3": m["epe3d_mean_mm"], "pa": m["pa_mpjpe_mm"],
                 "rot": m["rot_err_median_deg"], "size": m["size_ratio_median"],
-                "pc1_r2": pc1_r2(model, r2_items["test" if sequences is test else "train"])}  # fmt: skip
+                "pc1_r2": pc1_r2(model, r2_set)}  # fmt: skip
 
     t0, hist = time.time(), []
     for step in range(1, args.steps + 1):
@@ -251,8 +251,18 @@ def main() -> None:
         sched.step()
         if step % args.eval_every == 0 or step == args.steps:
             row = {"name": args.name, "step": step, "sec": round(time.time() - t0)}
-            row.update({f"test_{k}": round(float(v), 3) for k, v in evaluate(test).items()})
-            row.update({f"train_{k}": round(float(v), 3) for k, v in evaluate(train_eval).items()})
+            row.update(
+                {
+                    f"test_{k}": round(float(v), 3)
+                    for k, v in evaluate(test, r2_items["test"]).items()
+                }
+            )
+            row.update(
+                {
+                    f"train_{k}": round(float(v), 3)
+                    for k, v in evaluate(train_eval, r2_items["train"]).items()
+                }
+            )
             hist.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
