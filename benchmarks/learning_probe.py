@@ -69,7 +69,7 @@ def _model(args) -> nn.Module:
         bb.layer4[0].downsample[0].stride = (1, 1)
     if args.model == "perframe":
         return PerFrameRegressor(bb, head_hidden=())
-    return build_model("tiny", backbone=bb, head_grid=args.grid)
+    return build_model("tiny", backbone=bb, head_grid=args.grid, head_hidden=args.head_hidden)
 
 
 def swap_backgrounds(frames: torch.Tensor, masks: torch.Tensor, rng) -> torch.Tensor:
@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--augment", nargs="*", default=[], help="data.augment fields, key=value")
     ap.add_argument("--stride16", action="store_true")
     ap.add_argument("--grid", type=int, default=3)
+    ap.add_argument("--head-hidden", type=int, nargs="*", default=[], help="head MLP widths")
     ap.add_argument("--aux", type=float, default=0.0)
     ap.add_argument("--rot-weight", type=float, default=0.0, help="extra ||R_hat - R||_F^2")
     ap.add_argument("--no-beta-cam", action="store_true", help="beta out of L_cam")
@@ -148,6 +149,8 @@ def main() -> None:
     ap.add_argument("--detach-pose", action="store_true", help="theta, beta only from L_cam")
     ap.add_argument("--canonical", type=float, default=0.0, help="rotation-free 3D term")
     ap.add_argument("--rot-bins", type=float, default=0.0, help="24-way rotation classifier")
+    ap.add_argument("--l3d-euclid", type=float, default=0.0,
+                    help="3D joint term as summed distances (m) x W instead of squared")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -221,8 +224,14 @@ def main() -> None:
                 dec = torch.cat([params[..., :pose], params[..., pose:].detach()], -1)
             else:
                 dec = params
-            loss = mod.loss_fn(params, mod.decoder(dec, rotmat), targets,
-                               image_hw=tuple(b["frames"].shape[-2:]), rotmat=rotmat).total  # fmt: skip
+            decoded = mod.decoder(dec, rotmat)
+            out = mod.loss_fn(params, decoded, targets, image_hw=tuple(b["frames"].shape[-2:]),
+                              rotmat=rotmat)  # fmt: skip
+            loss = out.total
+            if args.l3d_euclid:  # the 3D joint term as distances, not squared distances
+                gt = b["joints3d"] - b["joints3d"][..., :1, :]
+                dist = (decoded.joints3d - gt).norm(dim=-1).sum(-1).mean()
+                loss = loss - out.weighted["joints3d"] + args.l3d_euclid * dist
         r_true = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
         if args.canonical:  # both hands without their global rotation, root-relative
             eye = torch.eye(3).expand(rotmat.shape)

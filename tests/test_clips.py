@@ -71,3 +71,28 @@ def test_training_on_clips_runs(tmp_path):
                                    "data.num_workers=0", "data.val_sequences=1"])  # fmt: skip
     summary = train(run_cfg, tmp_path / "run", progress=False)
     assert summary["steps"] == 2 and np.isfinite(summary["metrics"]["val/epe3d_mm"])
+
+
+def test_cached_sequences_give_the_items_of_the_shards(tmp_path):
+    """data.cache: every training item (clipped, at another size, and after a view jitter
+    that moves the silhouette) equals the item read from the shards without the cache."""
+    import torch
+
+    from seqhand.config import load_config
+    from seqhand.training.run import _datasets
+
+    cfg = GenerateConfig(num_train=3, num_test=1, frames=4, image_size=32, shard_size=2,
+                         bank_size=2000, theta_source="bank", num_templates=2)  # fmt: skip
+    generate(cfg, tmp_path / "ds", progress=False)
+    for extra in ([], ["model.image_size=24"], ["data.augment={roll_deg: 40, shift: 0.1}"]):
+        base = [f"data.root={tmp_path / 'ds'}", "model.image_size=32", "data.clip_frames=2",
+                *extra]  # fmt: skip
+        plain, _ = _datasets(load_config("tiny", base + ["data.cache=false"]), tmp_path)
+        cached, _ = _datasets(load_config("tiny", base + ["data.cache=true"]), tmp_path)
+        assert len(plain) == len(cached) == 9
+        for _ in range(2):  # the second pass reads the cache
+            for k in range(len(plain)):
+                a, b = plain[k], cached[k]
+                assert a.keys() == b.keys()
+                for key in a:
+                    assert torch.equal(a[key], b[key]), (extra, k, key)

@@ -54,6 +54,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "val_split": Key(str, nullable=True),
         "batch_size": Key(int, **POS),
         "num_workers": Key(int, **NONNEG),
+        "cache": Key(bool),  # shards: keep decoded training sequences in memory
         "val_sequences": Key(int, **POS),
         "verify": Key(bool),  # check every shard's sha256 and count before training
         "source": Key(str, choices=("shards", "online")),  # online: composed on the fly

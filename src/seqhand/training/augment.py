@@ -62,6 +62,7 @@ def warp_sample(sample: dict, phi: float, zoom: float = 1.0, shift=(0.0, 0.0)) -
     img = _warp_images(frames.transpose(0, 3, 1, 2), theta, "border")
     warped = img.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     out = {**sample, "frames": warped}
+    out.pop("mask_dist", None)  # of the unwarped silhouettes
     if "masks" in sample:
         m = _warp_images(sample["masks"][:, None].astype(np.float32), theta, "zeros")
         out["masks"] = (m[:, 0] > 0.5).numpy()

@@ -76,9 +76,10 @@ def sequence_item(sample: dict, image_size: int, with_mask: bool = True) -> dict
     if with_mask:
         m = _masks(sample["masks"], image_size)
         item["mask"] = torch.from_numpy(m)
-        item["mask_dist"] = torch.from_numpy(
-            np.stack([mask_distance_map(x) for x in m]).astype(np.float32)
-        )
+        dist = sample.get("mask_dist")  # precomputed by CachedSequences at this size
+        if dist is None or dist.shape != m.shape:
+            dist = mask_distance_map(m)
+        item["mask_dist"] = torch.from_numpy(dist)
         item["mask_valid"] = torch.from_numpy(m.reshape(t, -1).any(1))  # empty mask: no term
     return item
 
@@ -95,8 +96,9 @@ def clip_sample(sample: dict, start: int, length: int) -> dict:
         raise ValueError(f"clip [{start}, {start + length}) outside a sequence of {t} frames")
     cut = slice(start, start + length)
     out = {**sample, "frames": sample["frames"][cut]}
-    if "masks" in sample:
-        out["masks"] = sample["masks"][cut]
+    for k in ("masks", "mask_dist"):
+        if k in sample:
+            out[k] = sample[k][cut]
     out["ann"] = {k: (v if k in PER_SEQUENCE_KEYS else v[cut]) for k, v in sample["ann"].items()}
     return out
 
@@ -120,6 +122,31 @@ class SequenceClips(torch.utils.data.Dataset):
     def __getitem__(self, k: int) -> dict:
         seq, start = divmod(int(k), self.windows)
         s = clip_sample(self.base[seq], start, self.clip)
+        return self.transform(s) if self.transform is not None else s
+
+
+class CachedSequences(torch.utils.data.Dataset):
+    """``base`` (a map-style set of decoded samples) with each sample kept in memory after its
+    first read, together with its silhouettes' distance maps at ``image_size`` (the costliest
+    part of :func:`sequence_item`); ``transform`` is applied to the cached sample on every
+    read. The same items as without the cache, for datasets that fit in memory (``data.cache``:
+    ~0.6 MB per 8-frame sequence at 96 px); each DataLoader worker holds its own copy.
+    """
+
+    def __init__(self, base, image_size: int, transform=None) -> None:
+        self.base, self.image_size, self.transform = base, int(image_size), transform
+        self._cache: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        s = self._cache.get(int(i))
+        if s is None:
+            s = self.base[int(i)]
+            if "masks" in s:
+                s["mask_dist"] = mask_distance_map(_masks(s["masks"], self.image_size))
+            self._cache[int(i)] = s
         return self.transform(s) if self.transform is not None else s
 
 

@@ -139,6 +139,10 @@ def _datasets(cfg: dict, out_dir: Path):
         if not d.get("root"):
             raise SeqhandError("no training data: give --data DIR (or set data.root)")
         train_set = SeqHandIndexed(d["root"], d.get("train_split", "train"), verify=check)
+        if d.get("cache", False):
+            from seqhand.training.batch import CachedSequences
+
+            train_set = CachedSequences(train_set, int(cfg["model"].get("image_size", 224)))
         val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
                    if val_split else None)  # fmt: skip
         frames = json.loads((Path(d["root"]) / "manifest.json").read_text()).get("frames")
