@@ -214,6 +214,7 @@ def main() -> None:
             b["frames"] = swap_backgrounds(b["frames"], b["mask"], rng)
         params, rotmat, _ = model.forward_full(b["frames"])
         sl = OUTPUT_SLICES
+        j_rel = b["joints3d"] - b["joints3d"][..., :1, :]  # root-relative, camera-aligned
         if args.theta_only:
             loss = (params[..., sl["pose_pca"]] - b["params"][..., sl["pose_pca"]]).pow(2)
             loss = loss.sum(-1).mean()
@@ -229,14 +230,12 @@ def main() -> None:
                               rotmat=rotmat)  # fmt: skip
             loss = out.total
             if args.l3d_euclid:  # the 3D joint term as distances, not squared distances
-                gt = b["joints3d"] - b["joints3d"][..., :1, :]
-                dist = (decoded.joints3d - gt).norm(dim=-1).sum(-1).mean()
+                dist = (decoded.joints3d - j_rel).norm(dim=-1).sum(-1).mean()
                 loss = loss - out.weighted["joints3d"] + args.l3d_euclid * dist
-        r_true = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
+        r_true = axis_angle_to_matrix(b["params"][..., sl["rot"]])
         if args.canonical:  # both hands without their global rotation, root-relative
             eye = torch.eye(3).expand(rotmat.shape)
-            j_true = b["joints3d"] - b["joints3d"][..., :1, :]
-            j_true = torch.einsum("btji,btkj->btki", r_true, j_true)
+            j_true = torch.einsum("btji,btkj->btki", r_true, j_rel)
             err = (mod.decoder(params, eye).joints3d - j_true).pow(2).sum((-2, -1))
             loss = loss + args.canonical * err.mean()
         if bins is not None:  # nearest anchor: the largest trace(A^T R)
@@ -260,18 +259,9 @@ def main() -> None:
         sched.step()
         if step % args.eval_every == 0 or step == args.steps:
             row = {"name": args.name, "step": step, "sec": round(time.time() - t0)}
-            row.update(
-                {
-                    f"test_{k}": round(float(v), 3)
-                    for k, v in evaluate(test, r2_items["test"]).items()
-                }
-            )
-            row.update(
-                {
-                    f"train_{k}": round(float(v), 3)
-                    for k, v in evaluate(train_eval, r2_items["train"]).items()
-                }
-            )
+            for split, seqs in (("test", test), ("train", train_eval)):
+                m = evaluate(seqs, r2_items[split])
+                row.update({f"{split}_{k}": round(float(v), 3) for k, v in m.items()})
             hist.append(row)
             print(json.dumps(row), flush=True)
     if args.out:

@@ -142,7 +142,7 @@ def _datasets(cfg: dict, out_dir: Path):
         if d.get("cache", False):
             from seqhand.training.batch import CachedSequences
 
-            train_set = CachedSequences(train_set, int(cfg["model"].get("image_size", 224)))
+            train_set = CachedSequences(train_set, tf.image_size)
         val_set = (SeqHandIndexed(d["root"], val_split, transform=tf, verify=check)
                    if val_split else None)  # fmt: skip
         frames = json.loads((Path(d["root"]) / "manifest.json").read_text()).get("frames")
