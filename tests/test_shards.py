@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from seqhand.data.seqhand_dataset import SeqHandShards
 from seqhand.data.shards import (
@@ -53,6 +54,23 @@ def test_jpeg_frames_are_close_masks_exact():
     d = decode_sample(encode_sample(s, image_format="jpg"))
     assert np.abs(d["frames"].astype(int) - 128).max() <= 2
     np.testing.assert_array_equal(d["masks"], s["masks"])
+
+
+def test_masks_are_stored_as_one_bit_png_and_older_eight_bit_masks_still_read():
+    """The PNG header (IHDR: width, height, bit depth, colour type, ...; PNG spec 11.2.2) of the
+    mask member says 1-bit greyscale; a dataset of the earlier 8-bit 0/255 masks reads the same."""
+    s = fake_sample(2)
+    files = encode_sample(s, image_format="png")
+    png = files["mask.png"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height, png[24], png[25]) == (20, 3 * 16, 1, 0)
+    t, h, w = s["masks"].shape
+    old = io.BytesIO()
+    Image.fromarray(s["masks"].reshape(t * h, w).astype(np.uint8) * 255).save(old, format="PNG")
+    for member in (png, old.getvalue()):
+        d = decode_sample({**files, "mask.png": member})
+        np.testing.assert_array_equal(d["masks"], s["masks"])
 
 
 def test_shard_bytes_deterministic_and_roundtrip(tmp_path):

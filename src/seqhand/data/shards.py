@@ -11,7 +11,7 @@ A sample is the group of tar members sharing a key (WebDataset: the basename up 
 dot), e.g. for key ``train-0000042``::
 
     train-0000042.f00.jpg ... .f09.jpg    frames (JPEG, quality 95) or .png (lossless), option
-    train-0000042.mask.png                 the T silhouettes stacked vertically (T*H, W), lossless
+    train-0000042.mask.png                 the T silhouettes stacked vertically (T*H, W), 1-bit
     train-0000042.ann.npz                  annotations (float32 / bool arrays, see SCHEMA)
     train-0000042.json                     key, split, index, seed, schema version, ids
 
@@ -89,7 +89,8 @@ def required_annotations(manifest: dict) -> frozenset[str]:
 # Encoding of one sample
 # ------------------------------------------------------------------------------------------
 def png_bytes(a: np.ndarray) -> bytes:
-    """An ``(H, W)`` or ``(H, W, 3)`` uint8 image as PNG (zlib level 6)."""
+    """An ``(H, W)`` or ``(H, W, 3)`` uint8 image, or an ``(H, W)`` bool image (stored 1-bit),
+    as PNG (zlib level 6)."""
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
@@ -136,7 +137,8 @@ def encode_sample(sample: dict, image_format: str = "jpg", jpeg_quality: int = 9
         else:
             raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     t, h, w = masks.shape
-    out["mask.png"] = png_bytes((masks.reshape(t * h, w) > 0).astype(np.uint8) * 255)
+    # 1-bit PNG: a third of the 8-bit one's encoding time and ~half its size, same pixels
+    out["mask.png"] = png_bytes(masks.reshape(t * h, w) > 0)
     out["ann.npz"] = npz_bytes(sample["ann"])
     meta = dict(sample.get("meta", {}))
     meta["schema_version"] = SCHEMA_VERSION
@@ -148,7 +150,9 @@ def _image(files: dict[str, bytes], name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(files[name])) as im:
             im.load()
-            return np.asarray(im.convert("RGB") if name != "mask.png" else im)
+            if name == "mask.png":  # 1-bit (since 2026-12) or 8-bit (older datasets) -> 0/255
+                return np.asarray(im.convert("L") if im.mode == "1" else im)
+            return np.asarray(im.convert("RGB"))
     except KeyError:
         raise SampleError(f"no {name}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
