@@ -96,3 +96,30 @@ def test_cached_sequences_give_the_items_of_the_shards(tmp_path):
                 assert a.keys() == b.keys()
                 for key in a:
                     assert torch.equal(a[key], b[key]), (extra, k, key)
+
+
+def test_cache_slabs_keep_every_array_outside_the_heap():
+    """The cache's memory maps hold exact copies, of any shape and dtype, across map
+    boundaries; a later copy does not overwrite an earlier one; the source is not shared."""
+    import mmap
+
+    from seqhand.training.batch import _Slabs
+
+    rng = np.random.default_rng(0)
+    slabs = _Slabs(rows=2)
+    src = [rng.integers(0, 255, (3, 4, 5), dtype=np.uint8) for _ in range(5)]
+    src += [rng.random((2, 6)).astype(np.float32) for _ in range(3)] + [np.zeros((0, 3))]
+    want = [a.copy() for a in src]
+    kept = [slabs.keep(a) for a in src]
+    for a in src:
+        a += 1  # the copies are not views of the sources
+    for a, k in zip(want, kept):
+        assert k.dtype == a.dtype and k.shape == a.shape
+        np.testing.assert_array_equal(k, a)
+
+    def owner(a):
+        while isinstance(a, np.ndarray):
+            a = a.base
+        return a.obj if isinstance(a, memoryview) else a
+
+    assert all(isinstance(owner(k), mmap.mmap) for k in kept if k.size)
