@@ -53,6 +53,27 @@ def profile(cfg, bank: Path, out: Path, count: int) -> tuple[StageTimes, float]:
     return times, jpeg_rate(frames, cfg.jpeg_quality)
 
 
+def print_timeline(timeline: dict, el: float, shard_size: int,
+                   profiled: float) -> None:  # fmt: skip
+    """Where the end-to-end run's time went, measured in it: the engine's start (worker
+    processes up and the first shard begun), each worker's time in its shards (the first one
+    includes loading its context), the wait for the last shard, and the engine's close."""
+    per: dict[int, list[float]] = {}
+    for pid, a, b in timeline["shards"]:
+        per.setdefault(pid, []).append(b - a)
+    first = min(a for _, a, _ in timeline["shards"])
+    last = max(b for _, _, b in timeline["shards"])
+    print(f"\nthe end-to-end run, measured in it ({el:.1f} s):")
+    print(f"  engine start (processes up, first shard begun): {timeline['engine_start']:.1f} s")
+    for pid, d in sorted(per.items()):
+        n = len(d) * shard_size
+        print(
+            f"  worker {pid}: {len(d)} shards, busy {sum(d):.1f} s of the {last - first:.1f} s "
+            f"of work -> {1e3 * sum(d) / n:.1f} ms/seq (one process alone: {1e3 * profiled:.1f})"
+        )
+    print(f"  engine close: {timeline['engine_close']:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sequences", type=int, default=2000, help="the issue's setting: 2,000")
@@ -68,8 +89,8 @@ def main() -> None:
         t0 = time.perf_counter()
         bank = ensure_bank(cfg, tmp / "ds")
         t_bank = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        generate(cfg, tmp / "ds", workers=args.workers, progress=False)
+        t0, timeline = time.perf_counter(), {}
+        generate(cfg, tmp / "ds", workers=args.workers, progress=False, timeline=timeline)
         el = time.perf_counter() - t0
         frames = args.sequences * cfg.frames
         size = sum(p.stat().st_size for p in (tmp / "ds").glob("*.tar"))
@@ -97,6 +118,7 @@ def main() -> None:
     print(f"  -> {args.workers} workers need ~{busy:.1f} s for {args.sequences} sequences at this "
           f"rate; the other ~{max(0.0, el - busy):.1f} s of the run are start-up and "
           "overhead")  # fmt: skip
+    print_timeline(timeline, el, cfg.shard_size, times.total / n_prof)
     print(f"\nbounds for {args.workers} cores (one core x {args.workers}), this run:")
     print(f"  JPEG-only (encoding made {cfg.image_size}px frames, quality {cfg.jpeg_quality}): "
           f"{jpeg_bound:.0f} frames/s")  # fmt: skip

@@ -72,7 +72,12 @@ def test_roundtrip_and_annotation_consistency(dataset):
 def test_same_bytes_for_every_engine(dataset, tmp_path):
     from dask.distributed import LocalCluster
 
-    generate(tiny_cfg(), tmp_path / "two", workers=2, progress=False)
+    timeline: dict = {}
+    generate(tiny_cfg(), tmp_path / "two", workers=2, progress=False, timeline=timeline)
+    # the timeline of benchmarks/generate.py: the 3 shards, made by the 2 workers, not here
+    assert len(timeline["shards"]) == 3 and timeline["engine_start"] >= 0
+    assert os.getpid() not in {pid for pid, _, _ in timeline["shards"]}
+    assert all(a <= b for _, a, b in timeline["shards"]) and timeline["engine_close"] >= 0
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:  # fmt: skip
         generate(tiny_cfg(), tmp_path / "sched", scheduler=cluster.scheduler_address,

@@ -428,7 +428,8 @@ def _check_writable(out: Path) -> None:
 
 
 def generate(cfg: GenerateConfig, out: str | os.PathLike, *, workers: int = 1,
-             scheduler: str | None = None, progress: bool = True) -> dict:  # fmt: skip
+             scheduler: str | None = None, progress: bool = True,
+             timeline: dict | None = None) -> dict:  # fmt: skip
     """Generate the dataset into ``out`` and return the manifest.
 
     Args:
@@ -436,16 +437,26 @@ def generate(cfg: GenerateConfig, out: str | os.PathLike, *, workers: int = 1,
             worker processes.
         scheduler: address of an existing Dask scheduler (``tcp://host:8786``); overrides
             ``workers``.
+        timeline: if a dict, filled with where the time went (``benchmarks/generate.py``):
+            ``engine_start`` / ``engine_close`` (s), and ``shards`` - per shard made, the
+            process id and the start and end of its work (``time.time()``).
     """
     cfg.validate()
     out = Path(out)
     _check_writable(out)
     with writer_lock(out):
-        return _generate_locked(cfg, out, workers, scheduler, progress)
+        return _generate_locked(cfg, out, workers, scheduler, progress, timeline)
+
+
+def _timed_shard(*args) -> tuple[dict, tuple[int, float, float]]:
+    """:func:`run_shard` and (process id, start, end) of its work."""
+    t0 = time.time()
+    entry = run_shard(*args)
+    return entry, (os.getpid(), t0, time.time())
 
 
 def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: str | None,
-                     progress: bool) -> dict:  # fmt: skip
+                     progress: bool, timeline: dict | None = None) -> dict:  # fmt: skip
     from tqdm.auto import tqdm
 
     want = dataclasses.asdict(cfg)
@@ -480,14 +491,19 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
     tasks = shard_tasks(cfg)
     done = {}
     bar = tqdm(total=sum(t[3] for t in tasks), unit="seq", desc="generate", disable=not progress)
+    shards_timed = []
     if scheduler is None and workers <= 1:
+        t_start = time.time()
         for split, k, lo, n in tasks:
-            done[(split, k)] = run_shard(cfg, str(out), bank_file, split, k, lo, n)
+            done[(split, k)], when = _timed_shard(cfg, str(out), bank_file, split, k, lo, n)
+            shards_timed.append(when)
             bar.update(n)
+        t_close = time.time()
     else:
         from dask.distributed import Client, LocalCluster, as_completed
 
         cluster = None
+        t_start = time.time()
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
@@ -501,17 +517,23 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
                 f"{' '.join(str(e).split())[:160]})"
             ) from None
         try:
-            futs = {client.submit(run_shard, cfg, str(out), bank_file, *t, pure=False): t
+            futs = {client.submit(_timed_shard, cfg, str(out), bank_file, *t, pure=False): t
                     for t in tasks}  # fmt: skip
             for fut in as_completed(futs):
                 split, k, lo, n = futs[fut]
-                done[(split, k)] = fut.result()
+                done[(split, k)], when = fut.result()
+                shards_timed.append(when)
                 bar.update(n)
         finally:
+            t_close = time.time()
             client.close()
             if cluster is not None:
                 cluster.close()
     bar.close()
+    if timeline is not None:
+        first = min((w[1] for w in shards_timed), default=t_close)
+        timeline.update(engine_start=first - t_start, engine_close=time.time() - t_close,
+                        shards=shards_timed)  # fmt: skip
     splits = {}
     for split, n in (("train", cfg.num_train), ("test", cfg.num_test)):
         shards = [done[(s, k)] for (s, k, _, _) in tasks if s == split]
