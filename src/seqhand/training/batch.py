@@ -157,7 +157,7 @@ class CachedSequences(torch.utils.data.Dataset):
     first read, together with its silhouettes' distance maps at ``image_size`` (the costliest
     part of :func:`sequence_item`); ``transform`` is applied to the cached sample on every
     read. The same items as without the cache, for datasets that fit in memory (``data.cache``:
-    ~0.8 MB per 8-frame sequence at 96 px); each DataLoader worker holds its own copy. The
+    ~0.7 MB per 8-frame sequence at 96 px); each DataLoader worker holds its own copy. The
     images are kept in memory maps (:class:`_Slabs`).
     """
 
