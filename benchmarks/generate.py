@@ -56,8 +56,8 @@ def profile(cfg, bank: Path, out: Path, count: int) -> tuple[StageTimes, float]:
 def print_timeline(timeline: dict, el: float, shard_size: int,
                    profiled: float) -> None:  # fmt: skip
     """Where the end-to-end run's time went, measured in it: the engine's start (worker
-    processes up and the first shard begun), each worker's time in its shards (the first one
-    includes loading its context), the wait for the last shard, and the engine's close."""
+    processes up and the first shard begun), each worker's busy time in its shards (the first
+    includes loading its context) within the span of all shards, and the engine's close."""
     per: dict[int, list[float]] = {}
     for pid, a, b in timeline["shards"]:
         per.setdefault(pid, []).append(b - a)
