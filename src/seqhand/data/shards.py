@@ -137,7 +137,7 @@ def encode_sample(sample: dict, image_format: str = "jpg", jpeg_quality: int = 9
         else:
             raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     t, h, w = masks.shape
-    # 1-bit PNG: a third of the 8-bit one's encoding time and ~half its size, same pixels
+    # 1-bit PNG: the same pixels in ~0.45 of the 8-bit one's encoding time and ~0.6 of its bytes
     out["mask.png"] = png_bytes(masks.reshape(t * h, w) > 0)
     out["ann.npz"] = npz_bytes(sample["ann"])
     meta = dict(sample.get("meta", {}))
