@@ -491,9 +491,8 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
     tasks = shard_tasks(cfg)
     done = {}
     bar = tqdm(total=sum(t[3] for t in tasks), unit="seq", desc="generate", disable=not progress)
-    shards_timed = []
+    shards_timed, t_start = [], time.time()
     if scheduler is None and workers <= 1:
-        t_start = time.time()
         for split, k, lo, n in tasks:
             done[(split, k)], when = _timed_shard(cfg, str(out), bank_file, split, k, lo, n)
             shards_timed.append(when)
@@ -503,7 +502,6 @@ def _generate_locked(cfg: GenerateConfig, out: Path, workers: int, scheduler: st
         from dask.distributed import Client, LocalCluster, as_completed
 
         cluster = None
-        t_start = time.time()
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
