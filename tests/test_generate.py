@@ -204,3 +204,48 @@ def test_full_theta_rendering_misses_the_pca_targets(tmp_path):
         out, j3 = _decode_stored(s["ann"])
         errs.append(np.linalg.norm(out.joints3d.numpy() - j3, axis=-1).mean())
     assert np.mean(errs) > 5e-4  # more than half a millimetre per joint
+
+
+def _authors_extent(a: dict) -> np.ndarray:
+    """Per frame, the authors' extent of the rendered hand (gen_sequential_synth_data.py:
+    ``max(umax - umin, vmax - vmin)`` of the posed, shaped vertices at MANO's root rotation
+    (pi, 0, 0)). There u runs along the fingers and v along the palm's normal; in our canonical
+    frame (the decoder's frame without the global rotation) those are the y and z axes."""
+    import torch
+
+    from seqhand.models import HandDecoder
+
+    t = len(a["rot"])
+    params = np.concatenate([a["scale"][:, None], a["trans"], np.zeros((t, 3)), a["theta_pca"],
+                             np.broadcast_to(a["betas"], (t, 10))], 1)  # fmt: skip
+    v = HandDecoder(None)(torch.from_numpy(params).double()).vertices3d.numpy()
+    return np.maximum(np.ptp(v[..., 1], axis=1), np.ptp(v[..., 2], axis=1))
+
+
+@pytest.mark.parametrize("hand_scale", ["posed", "nominal"])
+def test_authors_scale_fills_the_frame_by_the_posed_hand(tmp_path, hand_scale):
+    """The authors draw s = size / (U(1.7, 2.1) x extent) at both ends of a flow, with the
+    extent of the hand as posed in the first and in the last frame, and move s 0.5/10 of the
+    remaining gap a frame (per 10 frames). "nominal" keeps a fixed 0.2 m extent instead."""
+    cfg = tiny_cfg(num_train=8, num_test=0, hand_scale=hand_scale)
+    generate(cfg, tmp_path / "ds", progress=False)
+    lo, hi = 1 / 2.1 - 1e-4, 1 / 1.7 + 1e-4
+    fills = []
+    for s in read_sequences(tmp_path / "ds", "train"):
+        a = s["ann"]
+        ext = _authors_extent(a) if hand_scale == "posed" else np.full(len(a["scale"]), 0.2)
+        scale = a["scale"].astype(np.float64)
+        share = 1 - (1 - 0.05 * 10 / cfg.frames) ** (cfg.frames - 1)
+        end = scale[0] + (scale[-1] - scale[0]) / share  # the scale the flow moves towards
+        fills += [scale[0] * ext[0] / cfg.image_size, end * ext[-1] / cfg.image_size]
+    assert lo <= min(fills) and max(fills) <= hi, (min(fills), max(fills))
+    assert np.ptp(fills) > 0.05  # U(1.7, 2.1) is drawn, not a constant
+
+
+def test_a_folder_made_before_hand_scale_means_nominal():
+    from seqhand.data.generate import config_difference
+
+    assert config_difference({"seed": 0}, {"seed": 0, "hand_scale": "nominal"}) == []
+    assert config_difference({"seed": 0}, {"seed": 0, "hand_scale": "posed"}) == [
+        "hand_scale: 'nominal' in the folder, 'posed' asked"
+    ]

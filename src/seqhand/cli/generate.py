@@ -58,6 +58,10 @@ def register(sub) -> None:
     p.add_argument("--render-pose", choices=["pca", "full"],
                    help="pca (default): render theta rebuilt from its 10 PCA coefficients, the "
                    "pose the network regresses; full: the encoder's 45-d theta")  # fmt: skip
+    p.add_argument("--hand-scale", choices=["posed", "nominal"],
+                   help="authors' views: posed (default: the hand as posed and shaped fills "
+                   "1/U(1.7, 2.1) of the frame, the authors' rule); nominal: a fixed 0.2 m "
+                   "extent, as datasets made before this option")  # fmt: skip
     p.add_argument("--theta-source", choices=["encoder", "bank"],
                    help="encoder: joints->theta MLP (paper); bank: a prior bank's true params")  # fmt: skip
     p.add_argument("--encoder", help="joints->theta encoder .pt (default: the built-in hand's)")
@@ -93,7 +97,7 @@ def _generate(args) -> int:
     over = {k: getattr(args, k) for k in ("frames", "image_size", "hand_model", "poses",
             "bank_size", "backgrounds", "templates", "seed", "image_format", "shard_size",
             "alpha", "literal_flows", "theta_source", "encoder", "supersample",
-            "with_vertices", "views", "ego_fraction", "render_pose") if k in names}  # fmt: skip
+            "with_vertices", "views", "ego_fraction", "render_pose", "hand_scale") if k in names}  # fmt: skip
     over["num_train"], over["num_test"] = args.num_sequences, args.num_test
     cfg = preset(args.preset, **over)
     m = generate(cfg, args.out, workers=args.workers, scheduler=args.scheduler,

@@ -81,6 +81,10 @@ class GenerateConfig:
         render_pose: ``"pca"`` renders theta rebuilt from its 10-component PCA code - the
             pose the network regresses, so targets are reachable - or ``"full"``, the
             encoder's full 45-d theta (the PCA code then misses it by ~3 mm per joint).
+        hand_scale: with ``views="authors"``: ``"posed"`` (their rule: the hand's extent
+            in the first and last frame, as posed and shaped, is 1 / U(1.7, 2.1) of the
+            frame, so curled and small hands are drawn as large as open ones) or
+            ``"nominal"`` (a fixed 0.2 m extent for every hand: datasets made before this option).
     """
 
     num_train: int = 200
@@ -107,6 +111,7 @@ class GenerateConfig:
     views: str = "authors"
     ego_fraction: float = 0.2
     render_pose: str = "pca"
+    hand_scale: str = "posed"
 
     def __post_init__(self) -> None:
         if self.alpha is None:  # record the value used (the manifest shows it)
@@ -145,6 +150,8 @@ class GenerateConfig:
             raise SeqhandError(f"views must be authors or seqhand, got {self.views!r}")
         if self.render_pose not in ("pca", "full"):
             raise SeqhandError(f"render_pose must be pca or full, got {self.render_pose!r}")
+        if self.hand_scale not in ("posed", "nominal"):
+            raise SeqhandError(f"hand_scale must be posed or nominal, got {self.hand_scale!r}")
         if not 0.0 <= self.ego_fraction <= 1.0:
             raise SeqhandError(f"ego_fraction must be in [0, 1], got {self.ego_fraction}")
         if self.theta_source not in ("encoder", "bank"):
@@ -316,7 +323,9 @@ def _context(cfg_json: str, bank_file: str):
     composer = Composer(layer=layer, encoder=encoder, templates=templates,
                         backgrounds=backgrounds, image_size=cfg.image_size,
                         supersample=cfg.supersample, with_vertices=cfg.with_vertices,
-                        render_pca=cfg.render_pose == "pca")  # fmt: skip
+                        render_pca=cfg.render_pose == "pca",
+                        posed_extent=flow_cfg.hand_extent
+                        if cfg.views == "authors" and cfg.hand_scale == "posed" else None)  # fmt: skip
     return cfg, bank, nn, flow_cfg, composer
 
 
@@ -366,11 +375,16 @@ def shard_tasks(cfg: GenerateConfig) -> list[tuple[str, int, int, int]]:
     return tasks
 
 
+LEGACY_DEFAULTS = {"hand_scale": "nominal"}
+"""What a config written before a field existed meant by its absence."""
+
+
 def config_difference(old: dict, new: dict) -> list[str]:
     """``["seed: 0 in the folder, 7 asked", ...]`` for the fields that differ."""
     out = []
     for k in sorted(set(old) | set(new)):
-        a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
+        a = old.get(k, LEGACY_DEFAULTS.get(k, "(absent)"))
+        b = new.get(k, LEGACY_DEFAULTS.get(k, "(absent)"))
         if a != b:
             out.append(f"{k}: {a!r} in the folder, {b!r} asked")
     return out

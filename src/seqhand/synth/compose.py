@@ -36,6 +36,7 @@ from seqhand.geometry.rotations import axis_angle_to_matrix
 from seqhand.hand.layer import HandLayer
 from seqhand.stages import StageTimes, stage
 from seqhand.synth.backgrounds import sliding_patches
+from seqhand.synth.flow import authors_extent, authors_posed_scale
 from seqhand.synth.raster import render_batch, vertex_normals
 
 
@@ -105,6 +106,9 @@ class Composer:
         num_pca: length of the theta PCA code stored in the annotations.
         render_pca: render theta rebuilt from its PCA code (reachable targets) rather than the
             encoder's full theta.
+        posed_extent: the nominal hand extent (metres) the flows' authors' scales were drawn
+            for; set, each sequence's scale is redrawn for its posed hand's own extent, as
+            the authors do (:func:`~seqhand.synth.flow.authors_posed_scale`). None: as drawn.
     """
 
     layer: HandLayer
@@ -118,6 +122,7 @@ class Composer:
     max_outside: float = 0.1
     with_vertices: bool = False
     render_pca: bool = True
+    posed_extent: float | None = None
 
     def __post_init__(self) -> None:
         if self.layer.pose_origin != "flat":
@@ -191,6 +196,9 @@ class Composer:
         trans = (plan.trans.astype(np.float64) + 0.5) * f - 0.5
         c3 = jr.mean(1)[:, :2]  # hand centre (rotated, projected without s)
         centre = s[:, None] * c3 + trans
+        if self.posed_extent is not None:  # the authors' scale: by the posed hand's extent
+            ext = authors_extent(np.einsum("tij,tvj->tvi", rplace, verts - wrist[:, None]))
+            s = authors_posed_scale(plan.scale, ext[0], ext[-1], self.posed_extent) * f
         # shrink s for the whole sequence if the hand would not fit, keeping the centres
         ext = (vr[..., :2].max(1) - vr[..., :2].min(1)).max(1)  # (T,) metres
         s = s * min(1.0, float((self.fit_fraction * size / (s * ext)).min()))

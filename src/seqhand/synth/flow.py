@@ -357,6 +357,27 @@ def authors_fill(u: np.ndarray) -> np.ndarray:
     return 1.0 / _lerp(u, 1.7, 2.1)
 
 
+def authors_posed_scale(scale: np.ndarray, extent_first: float, extent_last: float,
+                        nominal: float) -> np.ndarray:
+    """The authors' scale flow for the posed hand: ``scale`` ``(T,)`` was drawn by
+    :func:`rate_flow` as if the hand's extent were ``nominal`` metres at both ends; the authors
+    divide by the extent of the hand actually posed in the first and in the last frame (its
+    vertices at their root rotation, ``max(u range, v range)``), so a curled or small hand is
+    drawn as large as an open one. Returns the same flow between the rescaled end scales."""
+    scale = np.asarray(scale, np.float64)
+    t = len(scale)
+    w = 1.0 - (1.0 - AUTHORS_RATES["scale"] * 10.0 / t) ** np.arange(t)  # share of the gap
+    end = scale[0] + (scale[-1] - scale[0]) / w[-1] if t > 1 else scale[0]
+    return (scale[0] * nominal / extent_first) * (1.0 - w) + (end * nominal / extent_last) * w
+
+
+def authors_extent(verts: np.ndarray) -> np.ndarray:
+    """``(T, V, 3)`` vertices in the canonical bank frame (wrist at the origin) -> ``(T,)`` the
+    authors' extent: ``max(u range, v range)`` with MANO's root rotation ``(pi, 0, 0)``."""
+    base = np.einsum("ij,tvj->tvi", MANO_TO_CANONICAL.T, verts)[..., :2]  # (pi,0,0) keeps ranges
+    return np.ptp(base, axis=1).max(1)
+
+
 def rate_flow(start: np.ndarray, end: np.ndarray, n_frames: int, rate) -> np.ndarray:
     """``x_k = x_{k-1} - rate (x_{k-1} - end)`` for vectors ``(F, ...)``; ``rate`` scalar or
     ``(F,)`` -> ``(F, n_frames, ...)`` (Eq. 6's rule with ``alpha / n = rate``)."""
