@@ -357,8 +357,9 @@ def authors_fill(u: np.ndarray) -> np.ndarray:
     return 1.0 / _lerp(u, 1.7, 2.1)
 
 
-def authors_posed_scale(scale: np.ndarray, extent_first: float, extent_last: float,
-                        nominal: float) -> np.ndarray:
+def authors_posed_scale(
+    scale: np.ndarray, extent_first: float, extent_last: float, nominal: float
+) -> np.ndarray:
     """The authors' scale flow for the posed hand: ``scale`` ``(T,)`` was drawn by
     :func:`rate_flow` as if the hand's extent were ``nominal`` metres at both ends; the authors
     divide by the extent of the hand actually posed in the first and in the last frame (its
