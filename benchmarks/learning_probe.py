@@ -28,6 +28,15 @@ and beta get no gradient from the terms on the decoded hand, only from L_cam),
 joints in m^2, weight W), ``--rot-bins W`` (a training-only linear classifier of the nearest
 of the 24 rotations of the cube group, cross-entropy weight W, on the head's input features).
 
+Later probes: ``--set KEY=VALUE ...`` (overrides of the ``tiny`` config, e.g.
+``loss.rotation=geodesic``), ``--ema D`` (also evaluates an exponential moving average of the
+weights, decay D), ``--joint-head W`` (a training-only linear head on the head's input features
+regressing the 21 root-relative 3D joints directly, squared error summed over joints in m^2,
+weight W; its held-out error is printed as ``jh``; ``--joint-only`` trains nothing else),
+``--mh K`` (K output hypotheses and K logits; each clip's loss goes to the hypothesis of the
+smallest rotation error, the logits learn which one by cross-entropy ``--mh-ce``, every
+hypothesis gets ``--mh-relax`` x its rotation error; evaluation takes the most likely one).
+
 Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
 held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
 median size ratio, and the R^2 of the first pose-PCA coefficient (how open or closed the
@@ -122,6 +131,32 @@ class AuxHead(nn.Module):
         return l2d, nn.functional.binary_cross_entropy_with_logits(f[:, 21:], m)
 
 
+class MHHead(nn.Module):
+    """K raw outputs and K logits (``--mh``); returns the most likely hypothesis and keeps all
+    of them in ``.last`` for the training loss."""
+
+    def __init__(self, head, k):
+        super().__init__()
+        self.hidden, self.k = head.hidden, k
+        f, self.raw = head.out.in_features, head.out.out_features
+        self.out = nn.Linear(f, k * self.raw + k)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        with torch.no_grad():
+            bias = self.out.bias[: k * self.raw].view(k, self.raw)
+            bias.zero_()
+            bias[:, :] = head.out.bias
+            bias[:, 3:9] += 0.5 * torch.randn(k, 6)  # different initial rotations
+            self.out.bias[k * self.raw :] = 0
+
+    def forward(self, x):
+        y = self.out(self.hidden(x))
+        raws = y[..., : self.k * self.raw].unflatten(-1, (self.k, self.raw))
+        logits = y[..., self.k * self.raw :]
+        self.last = (raws, logits)
+        idx = logits.argmax(-1)[..., None, None].expand(*raws.shape[:-2], 1, self.raw)
+        return raws.gather(-2, idx)[..., 0, :]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a generated dataset (train and test splits)")
@@ -151,14 +186,23 @@ def main() -> None:
     ap.add_argument("--rot-bins", type=float, default=0.0, help="24-way rotation classifier")
     ap.add_argument("--l3d-euclid", type=float, default=0.0,
                     help="3D joint term as summed distances (m) x W instead of squared")  # fmt: skip
+    ap.add_argument("--joint-head", type=float, default=0.0, help="direct 3D joint head weight")
+    ap.add_argument("--joint-only", action="store_true", help="train only the joint head")
+    ap.add_argument("--mh", type=int, default=0, help="K rotation hypotheses, winner takes all")
+    ap.add_argument("--mh-ce", type=float, default=1.0)
+    ap.add_argument("--mh-relax", type=float, default=0.05)
+    ap.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+    ap.add_argument("--ema", type=float, default=0.0, help="evaluate an EMA of the weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    cfg = load_config("tiny", [])
+    cfg = load_config("tiny", list(args.set))
     size = int(cfg["model"]["image_size"])
     model = _model(args)
     aux = AuxHead(model) if args.aux else None
+    if args.mh:
+        model.head = MHHead(model.head, args.mh)
     mod = SeqHandModule(cfg, model=model)
     aug = augment_from_config({k: float(v) for k, v in (x.split("=") for x in args.augment)})
     train = read_sequences(args.data, "train", limit=args.ntrain)
@@ -175,18 +219,27 @@ def main() -> None:
         for it in r2_items["train"]:
             it["frames"] = it["frames"] * it["mask"][:, None]
     bins = nn.Linear(model.head.out.in_features, 24) if args.rot_bins else None
+    jhead = nn.Linear(model.head.out.in_features, 63) if args.joint_head else None
     feats: dict = {}
+    if jhead is not None:
+        model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
     if bins is not None:
         model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
         anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
     params += list(bins.parameters()) if bins is not None else []
+    params += list(jhead.parameters()) if jhead is not None else []
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
     warm = int(cfg["optim"]["warmup_steps"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (
         1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, args.steps - warm)))))  # fmt: skip
     rng = np.random.default_rng(args.seed)
+    ema = None
+    if args.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
 
     def evaluate(sequences, r2_set: list[dict]) -> dict:
         """The metrics of `seqhand evaluate` (root-relative 3D, PA-MPJPE, rotation, size)."""
@@ -195,9 +248,26 @@ def main() -> None:
                            progress=False, view=view)  # fmt: skip
         model.train()
         m = {**acc.evaluate(), **view.evaluate()}
-        return {"e3": m["epe3d_mean_mm"], "pa": m["pa_mpjpe_mm"],
-                "rot": m["rot_err_median_deg"], "size": m["size_ratio_median"],
-                "pc1_r2": pc1_r2(model, r2_set)}  # fmt: skip
+        if jhead is not None:
+            errs = []
+            with torch.no_grad():
+                model.eval()
+                for it in r2_set:
+                    model(it["frames"][None])
+                    pj = jhead(feats["x"])[0].reshape(-1, 21, 3)
+                    tj = it["joints3d"] - it["joints3d"][:, :1]
+                    pj = pj - pj[:, :1]
+                    errs.append((pj - tj).norm(dim=-1).mean(-1))
+                model.train()
+            m["jh_e3"] = 1000 * float(torch.cat(errs).mean())
+        return {
+            "e3": m["epe3d_mean_mm"],
+            "pa": m["pa_mpjpe_mm"],
+            "rot": m["rot_err_median_deg"],
+            "size": m["size_ratio_median"],
+            "pc1_r2": pc1_r2(model, r2_set),
+            **({"jh": m["jh_e3"]} if "jh_e3" in m else {}),
+        }
 
     t0, hist = time.time(), []
     for step in range(1, args.steps + 1):
@@ -213,6 +283,22 @@ def main() -> None:
         elif args.background == "swap":
             b["frames"] = swap_backgrounds(b["frames"], b["mask"], rng)
         params, rotmat, _ = model.forward_full(b["frames"])
+        if args.mh:
+            raws, logits = model.head.last
+            hw = tuple(b["frames"].shape[-2:])
+            r_t = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
+            decs = [model.decode_raw(raws[..., k, :], hw) for k in range(args.mh)]
+            errs = torch.stack([(r - r_t).pow(2).sum((-2, -1)) for _, r in decs], -1)  # B,T,K
+            best = errs.detach().sum(1).argmin(-1)  # per clip
+            ps = torch.stack([p for p, _ in decs], 2)
+            rs = torch.stack([r for _, r in decs], 2)
+            bi = best[:, None].expand(-1, ps.shape[1])
+            params = ps.gather(2, bi[..., None, None].expand(-1, -1, 1, ps.shape[-1]))[:, :, 0]
+            rotmat = rs.gather(2, bi[..., None, None, None].expand(-1, -1, 1, 3, 3))[:, :, 0]
+            mh_extra = (
+                args.mh_ce * nn.functional.cross_entropy(logits.flatten(0, 1), bi.flatten())
+                + args.mh_relax * errs.mean()
+            )
         sl = OUTPUT_SLICES
         j_rel = b["joints3d"] - b["joints3d"][..., :1, :]  # root-relative, camera-aligned
         if args.theta_only:
@@ -229,6 +315,10 @@ def main() -> None:
             out = mod.loss_fn(params, decoded, targets, image_hw=tuple(b["frames"].shape[-2:]),
                               rotmat=rotmat)  # fmt: skip
             loss = out.total
+            if jhead is not None:
+                pj = jhead(feats["x"]).reshape(*j_rel.shape)
+                jl = (pj - j_rel).pow(2).sum((-2, -1)).mean()
+                loss = (0 * loss if args.joint_only else loss) + args.joint_head * jl
             if args.l3d_euclid:  # the 3D joint term as distances, not squared distances
                 dist = (decoded.joints3d - j_rel).norm(dim=-1).sum(-1).mean()
                 loss = loss - out.weighted["joints3d"] + args.l3d_euclid * dist
@@ -244,6 +334,8 @@ def main() -> None:
             loss = loss + args.rot_bins * nn.functional.cross_entropy(
                 logits.flatten(0, 1), near.flatten()
             )
+        if args.mh:
+            loss = loss + mh_extra
         if args.rot_weight:
             loss = loss + args.rot_weight * (rotmat - r_true).pow(2).sum((-2, -1)).mean()
         if args.no_beta_cam:  # L_cam is a mean over frames of a sum over groups
@@ -257,11 +349,19 @@ def main() -> None:
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if step % args.eval_every == 0 or step == args.steps:
             row = {"name": args.name, "step": step, "sec": round(time.time() - t0)}
             for split, seqs in (("test", test), ("train", train_eval)):
                 m = evaluate(seqs, r2_items[split])
                 row.update({f"{split}_{k}": round(float(v), 3) for k, v in m.items()})
+            if ema is not None:
+                live = {k: v.clone() for k, v in model.state_dict().items()}
+                model.load_state_dict(ema.module.state_dict())
+                m = evaluate(test, r2_items["test"])
+                row.update({f"ema_{k}": round(float(v), 3) for k, v in m.items()})
+                model.load_state_dict(live)
             hist.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
