@@ -220,11 +220,10 @@ def main() -> None:
             it["frames"] = it["frames"] * it["mask"][:, None]
     bins = nn.Linear(model.head.out.in_features, 24) if args.rot_bins else None
     jhead = nn.Linear(model.head.out.in_features, 63) if args.joint_head else None
-    feats: dict = {}
-    if jhead is not None:
+    feats: dict = {}  # the head's input features, for the extra heads
+    if jhead is not None or bins is not None:
         model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
     if bins is not None:
-        model.head.register_forward_hook(lambda m, i, o: feats.__setitem__("x", i[0]))
         anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])

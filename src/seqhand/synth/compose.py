@@ -197,8 +197,10 @@ class Composer:
         c3 = jr.mean(1)[:, :2]  # hand centre (rotated, projected without s)
         centre = s[:, None] * c3 + trans
         if self.posed_extent is not None:  # the authors' scale: by the posed hand's extent
-            ext = authors_extent(np.einsum("tij,tvj->tvi", rplace, verts - wrist[:, None]))
-            s = authors_posed_scale(plan.scale, ext[0], ext[-1], self.posed_extent) * f
+            ends = [0, -1]  # the authors measure the first and the last pose only
+            ext = authors_extent(np.einsum("tij,tvj->tvi", rplace[ends],
+                                           verts[ends] - wrist[ends, None]))  # fmt: skip
+            s = authors_posed_scale(plan.scale, ext[0], ext[1], self.posed_extent) * f
         # shrink s for the whole sequence if the hand would not fit, keeping the centres
         ext = (vr[..., :2].max(1) - vr[..., :2].min(1)).max(1)  # (T,) metres
         s = s * min(1.0, float((self.fit_fraction * size / (s * ext)).min()))
