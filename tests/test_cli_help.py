@@ -48,6 +48,24 @@ def test_help_states_defaults_and_units(cmd, option, must):
         assert m in after, (cmd, option, m, after)
 
 
+def test_generate_help_states_the_presets_sizes():
+    """The preset sizes in `seqhand generate --help` are those of ``PRESETS`` (they drifted once:
+    the help said the demo had 480 sequences at 128 px when it had 2,000 at 96)."""
+    from seqhand.data.generate import PRESETS, GenerateConfig
+
+    text = help_of("generate")
+    sizes = text[text.index("sizes: ") + 7 :].split("(default")[0].split("; ")
+    for name, over in PRESETS.items():
+        c = {f.name: f.default for f in GenerateConfig.__dataclass_fields__.values()} | over
+        seg = next(x for x in sizes if x.startswith(name + " "))
+        for want in (f"{c['num_train']:,} + {c['num_test']:,}", f"{c['frames']} frames",
+                     f"{c['image_size']} px", f"shards of {c['shard_size']}",
+                     f"{c['bank_size']:,}"):  # fmt: skip
+            assert want in seg, (name, want, seg)
+    size = text[text.index("--image-size IMAGE_SIZE frame") :][:120]
+    assert f"{PRESETS['paper']['image_size']} or {PRESETS['demo']['image_size']} for demo" in size
+
+
 def test_poses_build_help_example_uses_real_modes():
     from seqhand.cli.poses import _parse_weights
     from seqhand.hand.prior import MODE_NAMES

@@ -11,7 +11,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default="small", choices=["paper", "small", "demo"],
                    help="sizes: paper 40,000 + 1,000 sequences, 10 frames, 224 px, shards of "
                    "100, a 1,000,000-pose bank; small 200 + 40, 10 frames, 224 px, shards of 50, "
-                   "100,000 poses; demo 480 + 48, 8 frames, 128 px, shards of 48, 50,000 poses "
+                   "100,000 poses; demo 2,000 + 48, 8 frames, 96 px, shards of 100, 50,000 poses "
                    "(default: small). The options below override the preset.")  # fmt: skip
     p.add_argument("--num-sequences", type=int,
                    help="training sequences (default: the preset's; Python: "
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument(
         "--image-size",
         type=int,
-        help="frame side in pixels (default: the preset's, 224 or 128 for demo)",
+        help="frame side in pixels (default: the preset's, 224 or 96 for demo)",
     )
     p.add_argument("--hand-model", help="MANO .npz/.pkl (default: the built-in hand)")
     p.add_argument("--poses", help="pose bank .npz from `seqhand poses build` "
