@@ -37,6 +37,15 @@ weight W; its held-out error is printed as ``jh``; ``--joint-only`` trains nothi
 smallest rotation error, the logits learn which one by cross-entropy ``--mh-ce``, every
 hypothesis gets ``--mh-relax`` x its rotation error; evaluation takes the most likely one).
 
+And: ``--kp W`` (a training-only 2.5D keypoint head on the stride-8 features: soft-argmax heat
+maps, 2D L1 summed over joints / image side x W, and depth maps read at them, root-relative z
+squared and summed in m^2 x ``--kp-z``; printed: its 2D error ``kp_2d`` and its joints lifted
+to 3D with the MANO head's scale ``kp_e3`` or the true one ``kp_e3_true_s``; ``kp_check`` is
+the lift's error on the true 2.5D joints, 0 for this weak-perspective camera), ``--hard A``
+(sequences drawn with probability ~ (their last clip's 3D error)^A), ``--anchors W`` (the
+rotation as one of the cube group's 24 rotations plus a 6D residual about it; the true
+rotation's nearest anchor trained, a classifier with cross-entropy x W picks one at test).
+
 Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
 held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
 median size ratio, and the R^2 of the first pose-PCA coefficient (how open or closed the
@@ -108,6 +117,24 @@ def pc1_r2(model: nn.Module, items: list[dict]) -> float:
     return float(1 - (pred[:, k] - y).pow(2).mean() / y.var(unbiased=False))
 
 
+def soft_argmax(logits: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, J, h, w)`` heat-map logits over an image of ``side`` pixels -> ``(N, J, 2)``
+    expected pixel positions and the ``(N, J, h, w)`` softmax maps."""
+    n, j, h, w = logits.shape
+    hm = logits.flatten(2).softmax(-1).reshape(n, j, h, w)
+    cx = (torch.arange(w) + 0.5) * (side / w) - 0.5
+    cy = (torch.arange(h) + 0.5) * (side / h) - 0.5
+    return torch.stack([(hm.sum(2) * cx).sum(-1), (hm.sum(3) * cy).sum(-1)], -1), hm
+
+
+def l1_2d(pred: torch.Tensor, b: dict) -> torch.Tensor:
+    """``(N, 21, 2)`` pixels against the batch's visible 2D joints: L1 summed over joints /
+    image side, mean over frames (the authors' reduction)."""
+    n, side = pred.shape[0], b["frames"].shape[-1]
+    gt, v = b["joints2d"].reshape(n, 21, 2), b["joints2d_valid"].reshape(n, 21).float()
+    return ((pred - gt).abs().sum(-1) / side * v).sum() / n
+
+
 class AuxHead(nn.Module):
     """Training-only dense supervision on the backbone's stride-8 features (layer2)."""
 
@@ -121,12 +148,7 @@ class AuxHead(nn.Module):
         f = self.conv(self.feats)
         n, _, h, w = f.shape
         side = b["frames"].shape[-1]
-        hm = f[:, :21].flatten(2).softmax(-1).reshape(n, 21, h, w)
-        cx = (torch.arange(w) + 0.5) * (side / w) - 0.5
-        cy = (torch.arange(h) + 0.5) * (side / h) - 0.5
-        pred = torch.stack([(hm.sum(2) * cx).sum(-1), (hm.sum(3) * cy).sum(-1)], -1)
-        gt, v = b["joints2d"].reshape(n, 21, 2), b["joints2d_valid"].reshape(n, 21).float()
-        l2d = ((pred - gt).abs().sum(-1) / side * v).sum() / n
+        l2d = l1_2d(soft_argmax(f[:, :21], side)[0], b)
         m = nn.functional.adaptive_avg_pool2d(b["mask"].reshape(n, 1, side, side).float(), (h, w))
         return l2d, nn.functional.binary_cross_entropy_with_logits(f[:, 21:], m)
 
@@ -157,6 +179,85 @@ class MHHead(nn.Module):
         return raws.gather(-2, idx)[..., 0, :]
 
 
+class KPHead(nn.Module):
+    """Training-only 2.5D joints on the stride-8 features (``--kp``): 21 soft-argmax heat maps
+    (image pixels) and 21 depth maps (root-relative z, metres) read at the heat maps."""
+
+    def __init__(self, model: nn.Module, channels: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 64, 3, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Conv2d(64, 42, 1),
+        )
+        self.feats = None
+        model.backbone.layer2.register_forward_hook(lambda m, i, o: setattr(self, "feats", o))
+
+    def forward(self, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.net(self.feats)
+        uv, hm = soft_argmax(f[:, :21], side)
+        z = (hm * f[:, 21:]).sum((-2, -1)) * 0.1
+        return uv, z - z[:, :1]
+
+    def loss(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        side = b["frames"].shape[-1]
+        uv, z = self(side)
+        l2d = l1_2d(uv, b)
+        j = b["joints3d"].reshape(uv.shape[0], 21, 3)
+        lz = (z - (j[..., 2] - j[:, :1, 2])).pow(2).sum(-1).mean()
+        return l2d, lz
+
+
+def lift(uv: torch.Tensor, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """2.5D joints and a scale (pixels per metre) -> root-relative 3D joints (metres)."""
+    xy = (uv - uv[:, :1]) / s[:, None, None]
+    return torch.cat([xy, z[..., None]], -1)
+
+
+def scale_of(j2: torch.Tensor, j3: torch.Tensor) -> torch.Tensor:
+    """Least-squares pixels per metre between root-relative 2D and 3D (x, y) joints."""
+    d2, d3 = j2 - j2[:, :1], j3[..., :2] - j3[:, :1, :2]
+    return (d2 * d3).sum((-2, -1)) / d3.pow(2).sum((-2, -1))
+
+
+class AnchorHead(nn.Module):
+    """``--anchors W``: one raw output per rotation of the cube group (24) and 24 logits.
+    Output k's rotation is ``A_k GS(z_k + 6D(offset))`` (Gram-Schmidt commutes with A_k), so
+    each output regresses a residual about its anchor. Training takes the output of the true
+    rotation's nearest anchor (``.target``) and learns the logits by cross-entropy; evaluation
+    takes the most likely."""
+
+    def __init__(self, head, offset6: torch.Tensor):
+        super().__init__()
+        self.hidden = head.hidden
+        self.anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
+        self.k, f, self.raw = len(self.anchors), head.out.in_features, head.out.out_features
+        self.out = nn.Linear(f, self.k * (self.raw + 1))
+        nn.init.normal_(self.out.weight, std=1e-3)
+        with torch.no_grad():
+            self.out.bias.zero_()
+            bias = self.out.bias[: self.k * self.raw].view(self.k, self.raw)
+            bias[:] = head.out.bias
+            bias[:, 3:9] = 0  # each output starts at its anchor
+        self.offset6 = offset6
+        self.target = None
+        self.logits = None
+
+    def forward(self, x):
+        y = self.out(self.hidden(x))
+        raws = y[..., : self.k * self.raw].unflatten(-1, (self.k, self.raw))
+        self.logits = y[..., self.k * self.raw :]
+        d = raws[..., 3:9] + self.offset6
+        a = self.anchors.to(d)
+        col = [torch.einsum("kij,...kj->...ki", a, d[..., i : i + 3]) for i in (0, 3)]
+        rot6 = torch.cat(col, -1) - self.offset6
+        raws = torch.cat([raws[..., :3], rot6, raws[..., 9:]], -1)
+        idx = self.target if self.training and self.target is not None else self.logits.argmax(-1)
+        idx = idx[..., None, None].expand(*raws.shape[:-2], 1, self.raw)
+        return raws.gather(-2, idx)[..., 0, :]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a generated dataset (train and test splits)")
@@ -176,6 +277,12 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--head-hidden", type=int, nargs="*", default=[], help="head MLP widths")
     ap.add_argument("--aux", type=float, default=0.0)
+    ap.add_argument("--hard", type=float, default=0.0,
+                    help="sample sequences with p ~ (last 3D error)^A")  # fmt: skip
+    ap.add_argument("--anchors", type=float, default=0.0,
+                    help="24 anchor rotations with residuals; cross-entropy weight")  # fmt: skip
+    ap.add_argument("--kp", type=float, default=0.0, help="2.5D joint head, 2D weight")
+    ap.add_argument("--kp-z", type=float, default=100.0, help="2.5D joint head, depth weight")
     ap.add_argument("--rot-weight", type=float, default=0.0, help="extra ||R_hat - R||_F^2")
     ap.add_argument("--no-beta-cam", action="store_true", help="beta out of L_cam")
     ap.add_argument("--model", choices=("tiny", "perframe"), default="tiny")
@@ -201,8 +308,14 @@ def main() -> None:
     size = int(cfg["model"]["image_size"])
     model = _model(args)
     aux = AuxHead(model) if args.aux else None
+    kp = KPHead(model) if args.kp else None
     if args.mh:
         model.head = MHHead(model.head, args.mh)
+    if args.anchors:
+        from seqhand.geometry.rotations import matrix_to_rotation_6d
+
+        model.head = AnchorHead(model.head, matrix_to_rotation_6d(
+            axis_angle_to_matrix(model.rot_offset)))  # fmt: skip
     mod = SeqHandModule(cfg, model=model)
     aug = augment_from_config({k: float(v) for k, v in (x.split("=") for x in args.augment)})
     train = read_sequences(args.data, "train", limit=args.ntrain)
@@ -227,6 +340,7 @@ def main() -> None:
         anchors = torch.from_numpy(Rotation.create_group("O").as_matrix()).float()
 
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
+    params += list(kp.parameters()) if kp is not None else []
     params += list(bins.parameters()) if bins is not None else []
     params += list(jhead.parameters()) if jhead is not None else []
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
@@ -259,6 +373,28 @@ def main() -> None:
                     errs.append((pj - tj).norm(dim=-1).mean(-1))
                 model.train()
             m["jh_e3"] = 1000 * float(torch.cat(errs).mean())
+        if kp is not None:
+            e2, et, ep, chk = [], [], [], []
+            with torch.no_grad():
+                model.eval()
+                kp.eval()
+                for it in r2_set:
+                    p, r, _ = model.forward_full(it["frames"][None])
+                    d = mod.decoder(p[0], r[0])
+                    uv, z = kp(size)
+                    j2, j3 = it["joints2d"], it["joints3d"] - it["joints3d"][:, :1]
+                    e2.append((uv - j2).norm(dim=-1).mean(-1))
+                    s_true = scale_of(j2, j3)
+                    s_pred = scale_of(d.joints2d, d.joints3d)
+                    et.append((lift(uv, z, s_true) - j3).norm(dim=-1).mean(-1))
+                    ep.append((lift(uv, z, s_pred) - j3).norm(dim=-1).mean(-1))
+                    chk.append((lift(j2, j3[..., 2], s_true) - j3).norm(dim=-1).mean(-1))
+                model.train()
+                kp.train()
+            m["kp_2d"] = float(torch.cat(e2).mean())
+            m["kp_e3_true_s"] = 1000 * float(torch.cat(et).mean())
+            m["kp_e3"] = 1000 * float(torch.cat(ep).mean())
+            m["kp_check"] = 1000 * float(torch.cat(chk).mean())  # the lift's own error
         return {
             "e3": m["epe3d_mean_mm"],
             "pa": m["pa_mpjpe_mm"],
@@ -266,17 +402,26 @@ def main() -> None:
             "size": m["size_ratio_median"],
             "pc1_r2": pc1_r2(model, r2_set),
             **({"jh": m["jh_e3"]} if "jh_e3" in m else {}),
+            **{k: m[k] for k in ("kp_2d", "kp_e3_true_s", "kp_e3", "kp_check") if k in m},
         }
 
     t0, hist = time.time(), []
+    hard = np.full(len(train), np.nan)  # --hard: each sequence's last clip 3D error (mm)
     for step in range(1, args.steps + 1):
-        idx = rng.choice(len(train), args.batch, replace=False)
+        p_seq = None
+        if args.hard:
+            known = np.where(np.isnan(hard), np.nanmean(hard) if step > 1 else 1.0, hard)
+            p_seq = known**args.hard / (known**args.hard).sum()
+        idx = rng.choice(len(train), args.batch, replace=False, p=p_seq)
         starts = rng.integers(0, frames - args.clip + 1, args.batch)
         items = []
         for i, s0 in zip(idx, starts):
             s = clip_sample(train[i], int(s0), args.clip)
             items.append(sequence_item(aug(s, rng) if aug.active else s, size))
         b = collate(items)
+        if args.anchors:  # the nearest anchor of each true rotation: the largest trace(A^T R)
+            r_gt = axis_angle_to_matrix(b["params"][..., OUTPUT_SLICES["rot"]])
+            model.head.target = torch.einsum("btij,kij->btk", r_gt, model.head.anchors).argmax(-1)
         if args.background == "none":
             b["frames"] = b["frames"] * b["mask"][:, :, None]
         elif args.background == "swap":
@@ -314,6 +459,10 @@ def main() -> None:
             out = mod.loss_fn(params, decoded, targets, image_hw=tuple(b["frames"].shape[-2:]),
                               rotmat=rotmat)  # fmt: skip
             loss = out.total
+            if args.hard:
+                with torch.no_grad():
+                    e = (decoded.joints3d - j_rel).norm(dim=-1).mean((-2, -1)) * 1000
+                hard[idx] = e.numpy()
             if jhead is not None:
                 pj = jhead(feats["x"]).reshape(*j_rel.shape)
                 jl = (pj - j_rel).pow(2).sum((-2, -1)).mean()
@@ -335,6 +484,10 @@ def main() -> None:
             )
         if args.mh:
             loss = loss + mh_extra
+        if args.anchors:
+            ce = nn.functional.cross_entropy(model.head.logits.flatten(0, 1),
+                                             model.head.target.flatten())  # fmt: skip
+            loss = loss + args.anchors * ce
         if args.rot_weight:
             loss = loss + args.rot_weight * (rotmat - r_true).pow(2).sum((-2, -1)).mean()
         if args.no_beta_cam:  # L_cam is a mean over frames of a sum over groups
@@ -344,6 +497,9 @@ def main() -> None:
         if aux is not None:
             l2d, lmask = aux.loss(b)
             loss = loss + args.aux * l2d + lmask
+        if kp is not None:
+            l2d, lz = kp.loss(b)
+            loss = loss + args.kp * l2d + args.kp_z * lz
         opt.zero_grad()
         loss.backward()
         opt.step()
