@@ -44,7 +44,9 @@ to 3D with the MANO head's scale ``kp_e3`` or the true one ``kp_e3_true_s``; ``k
 the lift's error on the true 2.5D joints, 0 for this weak-perspective camera), ``--hard A``
 (sequences drawn with probability ~ (their last clip's 3D error)^A), ``--anchors W`` (the
 rotation as one of the cube group's 24 rotations plus a 6D residual about it; the true
-rotation's nearest anchor trained, a classifier with cross-entropy x W picks one at test).
+rotation's nearest anchor trained, a classifier with cross-entropy x W picks one at test),
+``--curriculum F`` (for the first F x steps, only sequences whose mean angle between the palm's
+normal and the direction to the camera is under a limit opening from 40 to 180 degrees).
 
 Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
 held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
@@ -258,6 +260,19 @@ class AnchorHead(nn.Module):
         return raws.gather(-2, idx)[..., 0, :]
 
 
+def palm_view_deg(sample: dict) -> np.ndarray:
+    """Per frame, the angle (degrees) between the palm's normal and the direction to the camera
+    (0 = palm to the camera), from the camera-aligned wrist, index and pinky MCP joints."""
+    from seqhand.geometry.rotations import axis_angle_to_matrix as rodrigues
+
+    ann = sample["ann"]
+    r = rodrigues(torch.as_tensor(ann["rot"], dtype=torch.float64)).numpy()
+    j = np.einsum("tij,tkj->tki", r, ann["joints3d"])
+    n = np.cross(j[:, 5] - j[:, 0], j[:, 17] - j[:, 0])
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip(-n[:, 2], -1, 1)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a generated dataset (train and test splits)")
@@ -279,6 +294,8 @@ def main() -> None:
     ap.add_argument("--aux", type=float, default=0.0)
     ap.add_argument("--hard", type=float, default=0.0,
                     help="sample sequences with p ~ (last 3D error)^A")  # fmt: skip
+    ap.add_argument("--curriculum", type=float, default=0.0,
+                    help="share of the steps over which the sequences' palm-view limit opens")  # fmt: skip
     ap.add_argument("--anchors", type=float, default=0.0,
                     help="24 anchor rotations with residuals; cross-entropy weight")  # fmt: skip
     ap.add_argument("--kp", type=float, default=0.0, help="2.5D joint head, 2D weight")
@@ -407,11 +424,19 @@ def main() -> None:
 
     t0, hist = time.time(), []
     hard = np.full(len(train), np.nan)  # --hard: each sequence's last clip 3D error (mm)
+    view = np.array([palm_view_deg(x).mean() for x in train])  # --curriculum
+    if args.curriculum:
+        print(json.dumps({"palm_view_frames_under_30": float((np.concatenate(
+            [palm_view_deg(x) for x in train]) < 30).mean())}))  # fmt: skip
     for step in range(1, args.steps + 1):
         p_seq = None
         if args.hard:
             known = np.where(np.isnan(hard), np.nanmean(hard) if step > 1 else 1.0, hard)
             p_seq = known**args.hard / (known**args.hard).sum()
+        if args.curriculum and step <= args.curriculum * args.steps:
+            limit = 40 + 140 * step / (args.curriculum * args.steps)  # degrees
+            ok = (view <= limit).astype(float)
+            p_seq = ok / ok.sum() if ok.sum() >= args.batch else None
         idx = rng.choice(len(train), args.batch, replace=False, p=p_seq)
         starts = rng.integers(0, frames - args.clip + 1, args.batch)
         items = []
