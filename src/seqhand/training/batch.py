@@ -152,6 +152,27 @@ class _Slabs:
         return slab[used]
 
 
+def limit_malloc_arenas(n: int = 1) -> bool:
+    """Cap glibc's malloc arenas at ``n`` (``mallopt(M_ARENA_MAX, n)``, as the environment
+    variable ``MALLOC_ARENA_MAX`` would); False where there is no glibc.
+
+    Why: a cached run of Table 2's + LSTM row on 16,000 sequences (``benchmarks/ablation.py``)
+    grew by ~21 MB a step from step ~400, against ~7 MB for the per-frame row on the same data
+    (the cache filling), until the machine swapped (23 GB by step 1,150). With one arena it
+    grew ~6-7 MB a step, at the same speed: the heap the step's threads freed in their own
+    arenas was not being reused. Where memory comes from changes no number computed.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.gnu_get_libc_version and libc.mallopt(-8, int(n)))  # M_ARENA_MAX
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 class CachedSequences(torch.utils.data.Dataset):
     """``base`` (a map-style set of decoded samples) with each sample kept in memory after its
     first read, together with its silhouettes' distance maps at ``image_size`` (the costliest
@@ -165,6 +186,7 @@ class CachedSequences(torch.utils.data.Dataset):
         self.base, self.image_size, self.transform = base, int(image_size), transform
         self._cache: dict[int, dict] = {}
         self._slabs = _Slabs()
+        limit_malloc_arenas()  # a long cached run's heap otherwise grows (see there)
 
     def __len__(self) -> int:
         return len(self.base)
