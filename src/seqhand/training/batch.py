@@ -163,11 +163,9 @@ def limit_malloc_arenas(n: int = 1) -> bool:
     arenas was not being reused. Where memory comes from changes no number computed.
     """
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them
         return bool(libc.gnu_get_libc_version and libc.mallopt(-8, int(n)))  # M_ARENA_MAX
     except (OSError, AttributeError, TypeError):
         return False
