@@ -127,31 +127,6 @@ def test_cache_slabs_keep_every_array_outside_the_heap():
     assert all(isinstance(owner(k), mmap.mmap) for k in kept if k.size)
 
 
-def test_the_cache_keeps_a_sequence_in_0_64_of_the_bytes():
-    """The cache keeps silhouettes one bit a pixel and the distance maps as 16-bit squared
-    pixel distances: a 96 px sequence costs its frames + 1/8 + 2 bytes a pixel, 0.64x the
-    byte masks and float32 maps kept before, and gives back the same arrays."""
-    from seqhand.losses import mask_distance_map
-    from seqhand.training.batch import CachedSequences
-
-    t, s = 8, 96
-    yy, xx = np.mgrid[:s, :s]
-    masks = np.stack([(yy - 30 - 3 * k) ** 2 + (xx - 50) ** 2 < 400 for k in range(t)])
-    masks[3] = False  # an empty silhouette
-    sample = {"frames": np.zeros((t, s, s, 3), np.uint8), "masks": masks, "ann": {}}
-    cache = CachedSequences([sample], s)
-    got = cache[0]
-    np.testing.assert_array_equal(got["masks"], masks)
-    assert got["masks"].dtype == bool
-    want = mask_distance_map(masks)
-    assert got["mask_dist"].dtype == np.float32
-    assert got["mask_dist"].tobytes() == want.tobytes()  # the same bits
-    kept = sum(v.nbytes for v in cache._cache[0].values() if isinstance(v, np.ndarray))
-    before = sample["frames"].nbytes + masks.nbytes + want.nbytes
-    assert kept == t * s * s * (3 + 1 / 8 + 2)
-    assert kept / before < 0.65
-
-
 _ARENAS = """
 import ctypes, sys, threading
 from seqhand.training.batch import CachedSequences

@@ -173,32 +173,6 @@ def mesh3d_loss(
 # --------------------------------------------------------------------------------------------
 # Eq. 11: the mask loss, made differentiable with a distance transform
 # --------------------------------------------------------------------------------------------
-def mask_squared_distances(mask: np.ndarray) -> np.ndarray:
-    """Squared outside distances of a hand mask in pixels, exact integers (int64): 0 on the
-    hand, else the squared distance from the pixel's centre to the nearest hand pixel's centre;
-    all zero for an empty mask. ``mask``: ``(..., H, W)`` bool (hand = True)."""
-    m = np.asarray(mask).astype(bool)
-    if m.ndim < 2:
-        raise ValueError(f"mask must be (..., H, W), got shape {m.shape}")
-    h, w = m.shape[-2:]
-    flat = m.reshape(-1, h, w)
-    out = np.zeros(flat.shape, np.int64)
-    grid = np.indices((h, w))
-    for i, mi in enumerate(flat):
-        if mi.any():
-            near = scipy.ndimage.distance_transform_edt(
-                ~mi, return_distances=False, return_indices=True
-            )
-            out[i] = ((near - grid) ** 2).sum(0)
-    return out.reshape(m.shape)
-
-
-def distances_from_squared(d2: np.ndarray, size: int) -> np.ndarray:
-    """``sqrt(d2) / size`` as float32 (computed in float64): :func:`mask_distance_map` from
-    :func:`mask_squared_distances`, for a map whose longer side is ``size`` pixels."""
-    return (np.sqrt(np.asarray(d2, np.float64)) / size).astype(np.float32)
-
-
 def mask_distance_map(mask: np.ndarray) -> np.ndarray:
     """Outside-distance map of a hand mask, for :func:`mask_loss` (computed on the data side).
 
@@ -207,8 +181,16 @@ def mask_distance_map(mask: np.ndarray) -> np.ndarray:
     centre, divided by ``max(H, W)``. An empty mask gives an all-zero map: mark such samples
     invalid (``mask_valid``) rather than training on them.
     """
-    d2 = mask_squared_distances(mask)
-    return distances_from_squared(d2, max(d2.shape[-2:]))
+    m = np.asarray(mask).astype(bool)
+    if m.ndim < 2:
+        raise ValueError(f"mask must be (..., H, W), got shape {m.shape}")
+    h, w = m.shape[-2:]
+    flat = m.reshape(-1, h, w)
+    out = np.zeros(flat.shape, np.float32)
+    for i, mi in enumerate(flat):
+        if mi.any():
+            out[i] = scipy.ndimage.distance_transform_edt(~mi) / max(h, w)
+    return out.reshape(m.shape)
 
 
 def sample_distance_map(dist_map: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

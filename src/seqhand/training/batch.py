@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from seqhand.losses import distances_from_squared, mask_distance_map, mask_squared_distances
+from seqhand.losses import mask_distance_map
 from seqhand.models import normalize_frames
 
 
@@ -174,63 +174,31 @@ def limit_malloc_arenas(n: int = 1) -> bool:
 class CachedSequences(torch.utils.data.Dataset):
     """``base`` (a map-style set of decoded samples) with each sample kept in memory after its
     first read, together with its silhouettes' distance maps at ``image_size`` (the costliest
-    part of :func:`sequence_item`); ``transform`` is applied to the restored sample on every
+    part of :func:`sequence_item`); ``transform`` is applied to the cached sample on every
     read. The same items as without the cache, for datasets that fit in memory (``data.cache``:
-    ~0.42 MiB resident per 8-frame sequence at 96 px, against 0.71 before it was compacted);
-    each DataLoader worker holds its own copy.
-
-    Kept compactly, in memory maps (:class:`_Slabs`): the frames as they are, the silhouettes
-    one bit a pixel, and the distance maps as exact squared pixel distances in 16 bits (up to
-    181 px; 32 above), turned back into :func:`~seqhand.losses.mask_distance_map`'s float32
-    values by a table of them - the same bits. The annotation arrays are kept in the maps too.
+    ~0.7 MB per 8-frame sequence at 96 px); each DataLoader worker holds its own copy. The
+    images are kept in memory maps (:class:`_Slabs`).
     """
 
     def __init__(self, base, image_size: int, transform=None) -> None:
         self.base, self.image_size, self.transform = base, int(image_size), transform
         self._cache: dict[int, dict] = {}
         self._slabs = _Slabs()
-        s = self.image_size
-        n = 2 * (s - 1) ** 2 + 1  # squared distances inside an s x s map: 0 .. 2 (s - 1)^2
-        self._d2_dtype = np.uint16 if n <= 1 << 16 else np.uint32
-        self._distance = distances_from_squared(np.arange(n), s)  # d2 -> mask_dist
         limit_malloc_arenas()  # a long cached run's heap otherwise grows (see there)
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def _keep(self, sample: dict) -> dict:
-        s = dict(sample)
-        s["frames"] = self._slabs.keep(s["frames"])
-        # the small annotation arrays too: left on the heap between the big temporaries of
-        # decoding, they would pin the freed space (0.5 against 0.4 MiB resident a sequence)
-        if "ann" in s:
-            s["ann"] = {k: self._slabs.keep(v) if isinstance(v, np.ndarray) else v
-                        for k, v in s["ann"].items()}  # fmt: skip
-        masks = s.pop("masks", None)
-        if masks is not None:
-            d2 = mask_squared_distances(_masks(masks, self.image_size))
-            s["mask_d2"] = self._slabs.keep(d2.astype(self._d2_dtype))
-            if masks.dtype == bool:
-                s["mask_bits"] = self._slabs.keep(np.packbits(masks, axis=-1))
-                s["mask_width"] = masks.shape[-1]
-            else:
-                s["masks"] = self._slabs.keep(masks)
-        return s
-
-    def _restore(self, kept: dict) -> dict:
-        s = dict(kept)
-        if "mask_d2" in s:
-            s["mask_dist"] = np.take(self._distance, s.pop("mask_d2"))
-        if "mask_bits" in s:
-            bits = np.unpackbits(s.pop("mask_bits"), axis=-1, count=s.pop("mask_width"))
-            s["masks"] = bits.view(bool)
-        return s
-
     def __getitem__(self, i: int) -> dict:
-        kept = self._cache.get(int(i))
-        if kept is None:
-            kept = self._cache[int(i)] = self._keep(self.base[int(i)])
-        s = self._restore(kept)
+        s = self._cache.get(int(i))
+        if s is None:
+            s = dict(self.base[int(i)])
+            if "masks" in s:
+                s["mask_dist"] = mask_distance_map(_masks(s["masks"], self.image_size))
+            for k in ("frames", "masks", "mask_dist"):
+                if k in s:
+                    s[k] = self._slabs.keep(s[k])
+            self._cache[int(i)] = s
         return self.transform(s) if self.transform is not None else s
 
 
