@@ -426,7 +426,7 @@ def main() -> None:
     hard = np.full(len(train), np.nan)  # --hard: each sequence's last clip 3D error (mm)
     if args.curriculum:  # each sequence's palm-view angles, computed once
         angles = [palm_view_deg(x) for x in train]
-        view = np.array([a.mean() for a in angles])
+        palm_view = np.array([a.mean() for a in angles])
         under_30 = float((np.concatenate(angles) < 30).mean())
         print(json.dumps({"palm_view_frames_under_30": under_30}))
     for step in range(1, args.steps + 1):
@@ -436,7 +436,7 @@ def main() -> None:
             p_seq = known**args.hard / (known**args.hard).sum()
         if args.curriculum and step <= args.curriculum * args.steps:
             limit = 40 + 140 * step / (args.curriculum * args.steps)  # degrees
-            ok = (view <= limit).astype(float)
+            ok = (palm_view <= limit).astype(float)
             p_seq = ok / ok.sum() if ok.sum() >= args.batch else None
         idx = rng.choice(len(train), args.batch, replace=False, p=p_seq)
         starts = rng.integers(0, frames - args.clip + 1, args.batch)
