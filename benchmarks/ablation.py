@@ -9,7 +9,9 @@ run with their state reset at every frame (``per-frame``).
 
     python benchmarks/ablation.py --data out/demo/data --steps 1500 --seeds 0,1,2 --out runs/ablation
 
-Writes ``OUT/<variant>-s<seed>/`` runs and ``OUT/ablation.json``; prints a Markdown table.
+Writes ``OUT/<variant>-s<seed>/`` runs and ``OUT/ablation.json``, which keeps the rows of earlier
+invocations on the same ``OUT`` (so the seeds of one table may be run one at a time); prints a
+Markdown table of all its rows, in the order of ``VARIANTS``.
 """
 
 from __future__ import annotations
@@ -94,27 +96,39 @@ def main() -> None:
     if not (data / "manifest.json").is_file():
         generate(preset("demo"), data, workers=2)
     out.mkdir(parents=True, exist_ok=True)
-    results: list[dict] = []
+    table = out / "ablation.json"
+    # rows of earlier invocations on the same OUT stay (a table's seeds may span sessions);
+    # a (row, seed) run again replaces its old entry
+    results: list[dict] = json.loads(table.read_text()) if table.is_file() else []
     for seed in (int(s) for s in args.seeds.split(",")):
         for label in args.variants.split(","):
             name, kwargs = VARIANTS[label]
             rows = run_variant(label, name, kwargs, data, out, args.steps, seed, args.image_size)
+            done = {(k, seed) for k in rows}
+            results = [r for r in results if (r["row"], r["seed"]) not in done]
             results += [{"row": k, **v} for k, v in rows.items()]
-            (out / "ablation.json").write_text(json.dumps(results, indent=2))
+            tmp = table.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(results, indent=2))
+            tmp.replace(table)
     print_table(results, args.image_size)
 
 
 def print_table(results: list[dict], size: int) -> None:
     print("| framework | seeds | " + " | ".join(h for h, _ in COLUMNS.values()) + " | params |")
     print("|---|---|" + "---|" * (len(COLUMNS) + 1))
-    for row in dict.fromkeys(r["row"] for r in results):
-        rs = [r for r in results if r["row"] == row]
+
+    def order(row: str) -> tuple[int, str]:  # VARIANTS' order, "state reset" after its row
+        return next((i for i, label in enumerate(VARIANTS) if row.startswith(label)), 99), row
+
+    for row in sorted(dict.fromkeys(r["row"] for r in results), key=order):
+        rs = sorted((r for r in results if r["row"] == row), key=lambda r: r["seed"])
         cells = []
         for key, (_, fmt) in COLUMNS.items():
             v = np.array([r[key] for r in rs], float)
             sd = f" +- {fmt.format(v.std(ddof=1))}" if len(v) > 1 else ""
             cells.append(fmt.format(v.mean()) + sd)
-        print(f"| {row} | {len(rs)} | " + " | ".join(cells) + f" | {rs[0]['params_M']:.2f}M |")
+        seeds = ",".join(str(r["seed"]) for r in rs)
+        print(f"| {row} | {seeds} | " + " | ".join(cells) + f" | {rs[0]['params_M']:.2f}M |")
 
 
 if __name__ == "__main__":
