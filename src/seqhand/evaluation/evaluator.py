@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from seqhand.conventions import MCP_IDS
+from seqhand.conventions import M_TO_MM, MCP_IDS
 from seqhand.evaluation.accumulator import MetricAccumulator
 from seqhand.evaluation.plots import curve_from_metrics, plot_pck
 from seqhand.evaluation.view import ViewMetrics
@@ -121,11 +121,18 @@ def evaluate_sequences(
         valid = np.stack([f.valid for f in frames])
         has2d = frames[0].joints2d is not None
         if view is not None:
+            rel = np.linalg.norm((pred3 - pred3[:, :1]) - (gt3 - gt3[:, :1]), axis=-1) * M_TO_MM
             view.process(
                 dec.params["rot"].double().numpy(),
                 np.stack([f.rot for f in frames]) if frames[0].rot is not None else None,
                 pred2,
                 np.stack([f.joints2d for f in frames]) if has2d else None,
+                gt3d=gt3 if frames[0].root_kind == "wrist" else None,  # the axes need the wrist
+                err3d_mm=np.where(
+                    valid[:, [0, 5, 9, 17]].all(1),  # wrist, axes: known
+                    (rel * valid).sum(1) / np.maximum(valid.sum(1), 1),
+                    np.nan,
+                ),
             )
         has_verts = all(f.verts3d is not None for f in frames)
         accumulator.process(
@@ -197,6 +204,21 @@ def summary_lines(m: dict) -> list[str]:
         lines.append(f"hand size in the image, predicted / true: median "
                      f"{f(m['size_ratio_median'])} (p10 {f(m['size_ratio_p10'])}, p90 "
                      f"{f(m['size_ratio_p90'])}) [RMS joint spread]")  # fmt: skip
+    for key, what in (("by_view", "by view (deg between the palm's normal and the direction to "
+                                  "the camera: 0 palm, 180 back)"),
+                      ("by_foreshortening", "by foreshortening (deg of the hand's long axis "
+                                            "out of the image plane)")):  # fmt: skip
+        if key in m:
+            cells = [f"{k} {f(b['epe3d_mm'], '.1f')} mm" + (
+                     f" / {f(b['rot_err_median_deg'], '.0f')} deg" if "rot_err_median_deg" in b
+                     else "") + f" ({b['share']:.0%})" for k, b in m[key].items()]  # fmt: skip
+            lines.append(f"3D error{' / median rotation error' if 'large_rot_err_axis' in m else ''}"
+                         f" {what}: " + ", ".join(cells))  # fmt: skip
+    if "large_rot_err_axis" in m:
+        a = m["large_rot_err_axis"]
+        lines.append(f"rotation errors > {a['threshold_deg']:.0f} deg: {a['frames']} frames, "
+                     f"mostly about the true hand's long axis {a['long']:.0%}, palm normal "
+                     f"{a['normal']:.0%}, axis across the palm {a['across']:.0%}")  # fmt: skip
     return lines
 
 
