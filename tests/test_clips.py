@@ -127,6 +127,32 @@ def test_cache_slabs_keep_every_array_outside_the_heap():
     assert all(isinstance(owner(k), mmap.mmap) for k in kept if k.size)
 
 
+def test_cache_keeps_annotations_in_maps_and_trims_the_heap(monkeypatch):
+    """Every array of a cached sample, annotations included, lives in a memory map (left on
+    the heap they pinned it: a ConvLSTM run on 16,000 sequences grew 2.5-4.5 MB a step), and
+    every ``trim_every`` reads the heap's free pages are given back."""
+    import mmap
+
+    from seqhand.training import batch
+
+    calls = []
+    monkeypatch.setattr(batch, "trim_heap", lambda: calls.append(1) or True)
+    rng = np.random.default_rng(0)
+    base = [{"frames": rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8),
+             "ann": {"theta": rng.random((2, 45)).astype(np.float32), "note": "x"}}
+            for _ in range(3)]  # fmt: skip
+    cache = batch.CachedSequences(base, 8, trim_every=4)
+    for k in [0, 1, 2, 0, 1, 2, 0, 1, 2]:
+        s = cache[k]
+        np.testing.assert_array_equal(s["ann"]["theta"], base[k]["ann"]["theta"])
+        assert s["ann"]["note"] == "x"
+        a = s["ann"]["theta"]
+        while isinstance(a, np.ndarray):
+            a = a.base
+        assert isinstance(a.obj if isinstance(a, memoryview) else a, mmap.mmap)
+    assert len(calls) == 2  # after reads 4 and 8
+
+
 _ARENAS = """
 import ctypes, sys, threading
 from seqhand.training.batch import CachedSequences
