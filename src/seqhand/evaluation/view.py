@@ -63,7 +63,8 @@ def image_size_px(joints2d: np.ndarray) -> np.ndarray:
 
 
 class ViewMetrics:
-    """Accumulates rotation errors and size ratios over frames; :meth:`evaluate` -> dict."""
+    """Accumulates rotation errors, size ratios and (given the true 3D joints and each frame's
+    3D error) the breakdown by view over frames; :meth:`evaluate` -> dict."""
 
     def __init__(self) -> None:
         self.rot_err: list[np.ndarray] = []
