@@ -197,7 +197,7 @@ class CachedSequences(torch.utils.data.Dataset):
     ConvLSTM row of Table 2 on 16,000 sequences (one malloc arena, only the images in maps) the
     heap grew ~2.5 MB a step from step ~500 and ~4.5 by step 2,000 (22 GB resident at step
     2,119). With the annotation arrays in the maps too, 0.28 MB a step (steps 529-939); with
-    the trim as well, none (0.88-0.95 GB from step 529 to 929), at the same speed.
+    the trim as well, none (0.88-0.95 GB from step 529 to 929), at a cost within the noise.
     """
 
     def __init__(self, base, image_size: int, transform=None, trim_every: int = 1024) -> None:
