@@ -79,7 +79,9 @@ class ViewMetrics:
         ``(N, 21, 3)`` true joints in the camera frame and ``err3d_mm``: ``(N,)`` each frame's
         root-relative 3D error, for the breakdown by view (both or neither)."""
         if gt_rot is not None:
-            self.rot_err.append(rotation_errors_deg(pred_rot, gt_rot))
+            r_hat = axis_angle_to_matrix(torch.as_tensor(np.asarray(pred_rot, np.float64)))
+            r_true = axis_angle_to_matrix(torch.as_tensor(np.asarray(gt_rot, np.float64)))
+            self.rot_err.append(np.degrees(geodesic_angle(r_hat, r_true).numpy()))
             self.true_angle.append(np.degrees(np.linalg.norm(np.asarray(gt_rot), axis=-1)))
         if gt2d is not None:
             self.size_ratio.append(image_size_px(pred2d) / np.maximum(image_size_px(gt2d), 1e-9))
@@ -93,9 +95,7 @@ class ViewMetrics:
         self.views.append(np.stack([np.where(known, view, np.nan),
                                     np.where(known, fore, np.nan), err], 1))  # fmt: skip
         if gt_rot is not None:  # the error rotation's axis, camera frame: R_hat R^T
-            a = axis_angle_to_matrix(torch.as_tensor(np.asarray(pred_rot, np.float64)))
-            b = axis_angle_to_matrix(torch.as_tensor(np.asarray(gt_rot, np.float64)))
-            w = matrix_to_axis_angle(a @ b.transpose(-1, -2)).numpy()
+            w = matrix_to_axis_angle(r_hat @ r_true.transpose(-1, -2)).numpy()
             w /= np.maximum(np.linalg.norm(w, axis=-1, keepdims=True), 1e-12)
             self.err_axis.append(np.abs(np.einsum("nkc,nc->nk", axes, w)))
 

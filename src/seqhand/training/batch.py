@@ -17,6 +17,7 @@ frames_valid        (T,)            all ones (sequences are complete)
 
 from __future__ import annotations
 
+import functools
 import mmap
 
 import numpy as np
@@ -152,8 +153,10 @@ class _Slabs:
         return slab[used]
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc():
-    """The process's C library if it is glibc (``mallopt``, ``malloc_trim``), else None."""
+    """The process's C library if it is glibc (``mallopt``, ``malloc_trim``), else None
+    (looked up once)."""
     import ctypes
 
     try:
