@@ -77,6 +77,7 @@ from seqhand.models import build_model
 from seqhand.training.augment import augment_from_config
 from seqhand.training.batch import clip_sample, collate, sequence_item
 from seqhand.training.module import SeqHandModule
+from seqhand.training.optim import OPTIMIZERS, MuonAdamW, muon_split
 
 
 def _model(args) -> nn.Module:
@@ -283,6 +284,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="clips per step")
     ap.add_argument("--clip", type=int, default=4, help="frames per clip")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--optim", choices=OPTIMIZERS, default="adamw")
     ap.add_argument("--ntrain", type=int, default=2000, help="training sequences (first N)")
     ap.add_argument("--ntest", type=int, default=48, help="held-out sequences (first N)")
     ap.add_argument("--seed", type=int, default=0)
@@ -360,7 +362,13 @@ def main() -> None:
     params += list(kp.parameters()) if kp is not None else []
     params += list(bins.parameters()) if bins is not None else []
     params += list(jhead.parameters()) if jhead is not None else []
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=float(cfg["optim"]["weight_decay"]))
+    wd = float(cfg["optim"]["weight_decay"])
+    if args.optim == "muon":
+        hidden, other = muon_split(model)
+        extra = [p for p in params[len(list(model.parameters())):]]
+        opt = MuonAdamW(hidden, other + extra, lr=args.lr, weight_decay=wd)
+    else:
+        opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=wd)
     warm = int(cfg["optim"]["warmup_steps"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (
         1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, args.steps - warm)))))  # fmt: skip

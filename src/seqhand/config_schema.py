@@ -64,6 +64,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "augment": Key(dict, nullable=True),  # roll_deg, zoom, shift, color (training/augment.py)
     },
     "optim": {
+        "name": Key(str, choices=("adamw", "muon")),  # seqhand.training.optim
         "lr": Key(float, lo=0, hi=10),
         "weight_decay": Key(float, **NONNEG),
         "scheduler": Key(str, choices=("cosine", "constant")),

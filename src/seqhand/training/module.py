@@ -21,6 +21,7 @@ from seqhand.losses import LossWeights, SeqHandLoss
 from seqhand.models import HandDecoder, build_model
 from seqhand.training.batch import collate
 from seqhand.training.checkpoint import model_record
+from seqhand.training.optim import build_optimizer
 from seqhand.training.sampler import StepSampler
 
 
@@ -104,9 +105,8 @@ class SeqHandModule(L.LightningModule):
     # ---------------------------------------------------------------------------------------
     def configure_optimizers(self):
         o = self.cfg.get("optim", {})
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=float(o.get("lr", 1e-4)),
-                                weight_decay=float(o.get("weight_decay", 0.0)))  # fmt: skip
+        opt = build_optimizer(self.model, o.get("name", "adamw"), float(o.get("lr", 1e-4)),
+                              float(o.get("weight_decay", 0.0)))  # fmt: skip
         total = int(self.cfg["trainer"]["max_steps"])
         warm = int(o.get("warmup_steps", 0))
         kind = o.get("scheduler", "cosine")
