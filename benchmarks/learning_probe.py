@@ -365,7 +365,7 @@ def main() -> None:
     wd = float(cfg["optim"]["weight_decay"])
     if args.optim == "muon":
         hidden, other = muon_split(model)
-        extra = [p for p in params[len(list(model.parameters())):]]
+        extra = params[len(list(model.parameters())) :]
         opt = MuonAdamW(hidden, other + extra, lr=args.lr, weight_decay=wd)
     else:
         opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=wd)
