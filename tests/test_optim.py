@@ -7,6 +7,8 @@ momentum, orthogonalised, the kernel as an ``(out, in * k * k)`` matrix).
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,35 @@ def test_optim_name_in_the_config_reaches_the_trainer():
     assert isinstance(SeqHandModule(cfg).configure_optimizers()["optimizer"], torch.optim.AdamW)
     with pytest.raises(ConfigError, match="optim.name"):
         load_config("tiny", ["optim.name=sgd"])
+
+
+def test_muon_state_round_trips_for_an_exact_resume():
+    def make():
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.LazyLinear(2)
+        )
+        model(torch.zeros(1, 3, 8, 8))
+        return model, build_optimizer(model, "muon", 1e-2, 0.01)
+
+    def step(model, opt, k):
+        x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(k))
+        opt.zero_grad()
+        model(x).square().sum().backward()
+        opt.step()
+
+    a, oa = make()
+    for k in range(3):
+        step(a, oa, k)
+    b, ob = make()
+    buf = io.BytesIO()  # through a file, as a resume does (load_state_dict alone aliases)
+    torch.save({"model": a.state_dict(), "optim": oa.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    b.load_state_dict(saved["model"])
+    ob.load_state_dict(saved["optim"])
+    for k in range(3, 5):
+        step(a, oa, k)
+        step(b, ob, k)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
