@@ -46,7 +46,8 @@ the lift's error on the true 2.5D joints, 0 for this weak-perspective camera), `
 rotation as one of the cube group's 24 rotations plus a 6D residual about it; the true
 rotation's nearest anchor trained, a classifier with cross-entropy x W picks one at test),
 ``--curriculum F`` (for the first F x steps, only sequences whose mean angle between the palm's
-normal and the direction to the camera is under a limit opening from 40 to 180 degrees).
+normal and the direction to the camera is under a limit opening from 40 to 180 degrees),
+``--optim muon`` (Muon for the hidden convolutions, ``optim.name: muon``; AdamW by default).
 
 Prints one JSON line per evaluation, measured as `seqhand evaluate` does (``evaluate_sequences``):
 held-out and training-subset 3D error (mm, root-relative), PA-MPJPE, median rotation error,
