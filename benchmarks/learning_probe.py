@@ -319,6 +319,7 @@ def main() -> None:
     ap.add_argument("--mh-ce", type=float, default=1.0)
     ap.add_argument("--mh-relax", type=float, default=0.05)
     ap.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
+    ap.add_argument("--bf16", action="store_true", help="the backbone under bfloat16 autocast")
     ap.add_argument("--ema", type=float, default=0.0, help="evaluate an EMA of the weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -327,6 +328,7 @@ def main() -> None:
     cfg = load_config("tiny", list(args.set))
     size = int(cfg["model"]["image_size"])
     model = _model(args)
+    model.backbone_bf16 = args.bf16
     aux = AuxHead(model) if args.aux else None
     kp = KPHead(model) if args.kp else None
     if args.mh:
@@ -383,9 +385,11 @@ def main() -> None:
     def evaluate(sequences, r2_set: list[dict]) -> dict:
         """The metrics of `seqhand evaluate` (root-relative 3D, PA-MPJPE, rotation, size)."""
         acc, view = MetricAccumulator(alignment="root"), ViewMetrics()
+        model.backbone_bf16 = False  # evaluated in float32, as `seqhand evaluate` loads it
         evaluate_sequences(model, sequences, accumulator=acc, decoder=mod.decoder,
                            progress=False, view=view)  # fmt: skip
         model.train()
+        model.backbone_bf16 = args.bf16
         m = {**acc.evaluate(), **view.evaluate()}
         if jhead is not None:
             errs = []

@@ -223,6 +223,7 @@ class HandRegressor(nn.Module):
 
     is_recurrent: bool = False
     is_temporal: bool = False
+    backbone_bf16: bool = False  # a run-time choice (not saved): see encode_frames
 
     def __init__(
         self,
@@ -252,10 +253,13 @@ class HandRegressor(nn.Module):
         return []
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone on every frame: ``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``."""
+        """Backbone on every frame: ``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``, float32.
+        With ``backbone_bf16`` the backbone alone runs under bfloat16 autocast (the trainer's
+        ``precision: bf16-backbone``); the recurrent layer, head and decoding stay float32."""
         b, t = frames.shape[:2]
-        feats = self.backbone.forward_features(frames.reshape((b * t,) + frames.shape[2:]))
-        return feats.reshape((b, t) + feats.shape[1:])
+        with torch.autocast(frames.device.type, torch.bfloat16, enabled=self.backbone_bf16):
+            feats = self.backbone.forward_features(frames.reshape((b * t,) + frames.shape[2:]))
+        return feats.float().reshape((b, t) + feats.shape[1:])
 
     def decode_raw(self, raw: torch.Tensor, image_hw: tuple[int, int]):
         """Raw ``(..., raw_dim)`` -> ``(params (..., 26), R (..., 3, 3))`` (:func:`decode_raw`)."""

@@ -43,8 +43,37 @@ def _history_csv_logger(out_dir: Path, keep_before_step: int):
     return HistoryCSVLogger(out_dir, keep_before_step)
 
 
+def native_bf16() -> bool:
+    """Does this machine compute bfloat16 natively (a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX)? Elsewhere bf16 is emulated and slower than float32."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return any(getattr(torch.cpu, f, lambda: False)()
+               for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))  # fmt: skip
+
+
+def resolve_precision(precision: str) -> tuple[str, bool]:
+    """``trainer.precision`` -> (Lightning's precision, whether the backbone runs in bf16).
+
+    ``"bf16-backbone"``: only the backbone under bfloat16 autocast (``HandRegressor.
+    backbone_bf16``; the recurrent layer, head, hand layer and losses in float32), where the
+    hardware computes bf16 natively (:func:`native_bf16`), else float32 with a warning.
+    ``"bf16-mixed"``: Lightning's autocast of the whole step, on a GPU only (float32 on a CPU,
+    with a warning). Anything else goes to Lightning as it is."""
+    precision = str(precision)
+    if precision == "bf16-backbone":
+        if native_bf16():
+            return "32-true", True
+        log.warning("bf16-backbone: this machine has no native bfloat16; using 32-true")
+        return "32-true", False
+    if "bf16" in precision and not torch.cuda.is_available():
+        log.warning("bf16 mixed precision needs a GPU here; using 32-true on CPU")
+        return "32-true", False
+    return precision, False
+
+
 def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: bool = True,
-             start_step: int = 0):  # fmt: skip
+             start_step: int = 0, precision: str | None = None):  # fmt: skip
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -60,10 +89,8 @@ def _trainer(cfg: dict, out_dir: Path, devices=None, num_nodes=None, progress: b
         cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
         strategy = DDPStrategy(process_group_backend="gloo" if cpu else "nccl",
                                start_method="popen" if not cpu else "spawn")  # fmt: skip
-    precision = t.get("precision", "32-true")
-    if "bf16" in str(precision) and not torch.cuda.is_available():
-        log.warning("bf16 mixed precision needs a GPU here; using 32-true on CPU")
-        precision = "32-true"
+    if precision is None:
+        precision = resolve_precision(t.get("precision", "32-true"))[0]
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=-1,
                            every_n_train_steps=int(t.get("ckpt_every_n_steps", 1000)),
                            filename="step{step:07d}", auto_insert_metric_name=False,
@@ -218,13 +245,16 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: str | None = None,
         model, _ = load_model(init_checkpoint)
         model.train()
     module = SeqHandModule(cfg, model=model)
+    precision, module.model.backbone_bf16 = resolve_precision(
+        cfg["trainer"].get("precision", "32-true")
+    )
     if resume and resume_spec is not None and resume_spec != module.model.spec:
         raise CheckpointError(
             f"{resume}: holds model {resume_spec} but the config builds {module.model.spec}; "
             "resume with the run's own config.yaml (--config)"
         )
     dm = SeqHandDataModule(train_set, val_set, cfg)
-    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress, start_step)
+    trainer = _trainer(cfg, out_dir, devices, num_nodes, progress, start_step, precision)
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
