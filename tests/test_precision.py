@@ -47,9 +47,9 @@ def test_resolve_precision(monkeypatch, caplog):
     monkeypatch.setattr(run_mod, "native_bf16", lambda: True)
     assert run_mod.resolve_precision("bf16-backbone") == ("32-true", True)
     monkeypatch.setattr(run_mod, "native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert run_mod.resolve_precision("bf16-backbone") == ("32-true", False)
-    assert "no native bfloat16" in caplog.text
+    assert "no native bfloat16 on this machine" in caplog.text
     assert run_mod.resolve_precision("32-true") == ("32-true", False)
     if not torch.cuda.is_available():
         assert run_mod.resolve_precision("bf16-mixed") == ("32-true", False)

@@ -57,14 +57,15 @@ def resolve_precision(precision: str) -> tuple[str, bool]:
 
     ``"bf16-backbone"``: only the backbone under bfloat16 autocast (``HandRegressor.
     backbone_bf16``; the recurrent layer, head, hand layer and losses in float32), where the
-    hardware computes bf16 natively (:func:`native_bf16`), else float32 with a warning.
+    hardware computes bf16 natively (:func:`native_bf16`), else float32 (an info message: emulated
+    bf16 would be slower than float32, so the fallback is part of the setting).
     ``"bf16-mixed"``: Lightning's autocast of the whole step, on a GPU only (float32 on a CPU,
     with a warning). Anything else goes to Lightning as it is."""
     precision = str(precision)
     if precision == "bf16-backbone":
         if native_bf16():
             return "32-true", True
-        log.warning("bf16-backbone: this machine has no native bfloat16; using 32-true")
+        log.info("bf16-backbone: no native bfloat16 on this machine; the backbone runs in float32")
         return "32-true", False
     if "bf16" in precision and not torch.cuda.is_available():
         log.warning("bf16 mixed precision needs a GPU here; using 32-true on CPU")
