@@ -253,13 +253,14 @@ class HandRegressor(nn.Module):
         return []
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone on every frame: ``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``, float32.
-        With ``backbone_bf16`` the backbone alone runs under bfloat16 autocast (the trainer's
-        ``precision: bf16-backbone``); the recurrent layer, head and decoding stay float32."""
+        """Backbone on every frame: ``(B, T, 3, H, W)`` -> ``(B, T, C, H/32, W/32)``, in the
+        frames' dtype. With ``backbone_bf16`` the backbone alone runs under bfloat16 autocast
+        (the trainer's ``precision: bf16-backbone``); the recurrent layer, head and decoding
+        stay in the frames' dtype."""
         b, t = frames.shape[:2]
         with torch.autocast(frames.device.type, torch.bfloat16, enabled=self.backbone_bf16):
             feats = self.backbone.forward_features(frames.reshape((b * t,) + frames.shape[2:]))
-        return feats.float().reshape((b, t) + feats.shape[1:])
+        return feats.to(frames.dtype).reshape((b, t) + feats.shape[1:])
 
     def decode_raw(self, raw: torch.Tensor, image_hw: tuple[int, int]):
         """Raw ``(..., raw_dim)`` -> ``(params (..., 26), R (..., 3, 3))`` (:func:`decode_raw`)."""
