@@ -11,7 +11,7 @@ normalisation parameters keep AdamW, as both papers prescribe.
 ``optim.name: muon`` uses one learning rate and weight decay for both parts: the orthogonal
 update is scaled to the RMS of an AdamW update (0.2 x sqrt(max(rows, cols)), Liu et al.), so the
 AdamW settings carry over. ``torch.optim.Muon`` is not used: it accepts only 2-D parameters and
-iterates in bfloat16, which this CPU does not compute natively.
+iterates in bfloat16, which AVX2-only CPUs do not compute natively.
 """
 
 from __future__ import annotations
